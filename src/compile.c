@@ -1,16 +1,203 @@
-/* compile.c - placeholder: the pipeline lands here. */
+/*
+ * compile.c - the whole pipeline as one straight list of passes, and the
+ * compiled object: run, source, explain.
+ *
+ *     verify -> schedule -> codegen -> jit -> (run)
+ *
+ * With opt->dump set, the IR is written there after each pass.
+ */
+#include <string.h>
+
+#include "codegen/c/cgen.h"
+#include "jit/jit.h"
 #include "kfuse-impl.h"
+#include "sched/sched.h"
+
+struct kf_compiled {
+    kf_ctx *ctx;
+    kf_jit_lib lib;
+    kf_entry_fn entry;
+    kf_cprog prog;
+    void **consts;          /* copies of the constant tensors */
+    char *scratch;
+    int threads;
+    int nkernels;
+    char *explain_text, *explain_json;
+};
+
+static void json_str(kf_buf *b, const char *s)
+{
+    kf_buf_puts(b, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') kf_buf_printf(b, "\\%c", *p);
+        else if (*p < 0x20) kf_buf_printf(b, "\\u%04x", *p);
+        else kf_buf_printf(b, "%c", *p);
+    }
+    kf_buf_puts(b, "\"");
+}
+
+typedef enum { ROLE_ALL, ROLE_PROLOGUE, ROLE_EPILOGUE } node_role;
+
+/* The role of node n in kernel k: prologue nodes are those computed inside a
+ * template's loads; the epilogue is the rest apart from the anchor. */
+static bool in_role(const kf_sched *s, const kf_kernel *k, const kf_node *n, node_role r)
+{
+    if (r == ROLE_ALL) return true;
+    if (k->kind != KF_KERN_TEMPLATE || n == k->anchor) return false;
+    bool pro = s->home[n->id] == k->anchor->id;
+    return r == ROLE_PROLOGUE ? pro : !pro;
+}
+
+static void list_nodes(kf_buf *b, const kf_sched *s, const kf_kernel *k, node_role r, bool json)
+{
+    bool first = true;
+    for (int i = 0; i < k->nnodes; i++) {
+        kf_node *n = k->nodes[i];
+        if (!in_role(s, k, n, r)) continue;
+        char lb[64];
+        const char *name = kf_node_label(n, lb, sizeof lb);
+        if (json) {
+            kf_buf_puts(b, first ? "" : ", ");
+            json_str(b, name);
+        } else {
+            kf_buf_printf(b, "%s%s", first ? "" : ", ", name);
+        }
+        first = false;
+    }
+}
+
+static int build_explain(kf_compiled *c, const kf_sched *s)
+{
+    static const char *const kind[] = {"pointwise", "reduction", "template"};
+    kf_buf t, j;
+    kf_buf_init(&t, c->ctx);
+    kf_buf_init(&j, c->ctx);
+    kf_buf_printf(&t, "%d kernel%s\n", s->nk, s->nk == 1 ? "" : "s");
+    kf_buf_puts(&j, "{\"kernels\": [");
+    for (int i = 0; i < s->nk; i++) {
+        const kf_kernel *k = s->k[i];
+        kf_buf_printf(&t, "k%d: %s", i, kind[k->kind]);
+        kf_buf_printf(&j, "%s\n  {\"name\": \"k%d\", \"kind\": \"%s\"", i ? "," : "", i, kind[k->kind]);
+        if (k->kind == KF_KERN_TEMPLATE) {
+            kf_buf_puts(&t, " mm (standard)\n    prologue: ");
+            list_nodes(&t, s, k, ROLE_PROLOGUE, false);
+            kf_buf_puts(&t, "\n    epilogue: ");
+            list_nodes(&t, s, k, ROLE_EPILOGUE, false);
+            kf_buf_puts(&j, ", \"template\": \"mm\", \"backend\": \"standard\", \"prologue\": [");
+            list_nodes(&j, s, k, ROLE_PROLOGUE, true);
+            kf_buf_puts(&j, "], \"epilogue\": [");
+            list_nodes(&j, s, k, ROLE_EPILOGUE, true);
+            kf_buf_puts(&j, "]");
+        }
+        kf_buf_puts(&t, "\n    nodes: ");
+        list_nodes(&t, s, k, ROLE_ALL, false);
+        kf_buf_puts(&t, "\n");
+        kf_buf_puts(&j, ", \"nodes\": [");
+        list_nodes(&j, s, k, ROLE_ALL, true);
+        kf_buf_puts(&j, "]}");
+    }
+    kf_buf_puts(&j, "\n]}\n");
+    c->explain_text = kf_buf_take(&t);
+    c->explain_json = kf_buf_take(&j);
+    return c->explain_text && c->explain_json ? 0 : -1;
+}
+
 kf_compiled *kf_compile(kf_graph *g, const kf_options *opt)
 {
-    (void)opt;
-    return kf_err(g->ctx, KF_ERR_UNSUPPORTED, "not yet");
+    if (!g) return NULL;
+    kf_options o = {0};
+    if (opt) o = *opt;
+    kf_ctx *ctx = g->ctx;
+    if (o.device == KF_DEVICE_CUDA)
+        return kf_err(ctx, KF_ERR_UNSUPPORTED, "error: the CUDA target is not available in this build");
+    if (o.device != KF_DEVICE_CPU) return kf_err(ctx, KF_ERR_INVALID, "error: unknown device %d", (int)o.device);
+
+    if (kf_graph_verify(g)) return NULL;
+    if (o.dump) kf_graph_dump(g, o.dump, "verify");
+
+    kf_sched_opts so = {.no_fusion = o.no_fusion != 0, .no_template_fusion = o.no_template_fusion != 0};
+    kf_sched *s = kf_sched_new(g, &so);
+    if (!s) return NULL;
+    if (o.dump) kf_sched_dump(s, o.dump);
+
+    kf_compiled *c = kf_malloc(ctx, sizeof *c);
+    if (!c) {
+        kf_sched_free(s);
+        return NULL;
+    }
+    memset(c, 0, sizeof *c);
+    c->ctx = ctx;
+    c->threads = o.threads;
+    c->nkernels = s->nk;
+    if (kf_cg_c_generate(s, &c->prog) || build_explain(c, s)) goto fail;
+    kf_sched_free(s);
+    s = NULL;
+    if (o.dump) fprintf(o.dump, "# generated source: %zu bytes\n", strlen(c->prog.source));
+
+    if (kf_jit_compile_c(ctx, c->prog.source, o.cache_dir, &c->lib)) goto fail;
+    c->entry = (kf_entry_fn)kf_jit_symbol(&c->lib, "kf_entry");
+    if (!c->entry) {
+        kf_err(ctx, KF_ERR_COMPILE, "%s: error: the compiled object has no kf_entry", c->lib.so_path);
+        goto fail;
+    }
+    /* the compiled graph owns its constants and its scratch memory */
+    c->consts = kf_malloc(ctx, sizeof *c->consts * (size_t)(c->prog.nconsts + 1));
+    if (!c->consts) goto fail;
+    memset(c->consts, 0, sizeof *c->consts * (size_t)(c->prog.nconsts + 1));
+    for (int i = 0; i < c->prog.nconsts; i++) {
+        kf_node *n = c->prog.consts[i];
+        size_t bytes = (size_t)kf_node_numel(n) * kf_dtype_size(n->dtype);
+        if (!(c->consts[i] = kf_malloc(ctx, bytes))) goto fail;
+        memcpy(c->consts[i], n->data, bytes);
+    }
+    if (c->prog.scratch_bytes && !(c->scratch = kf_malloc(ctx, (size_t)c->prog.scratch_bytes + 64)))
+        goto fail;
+    return c;
+fail:
+    kf_sched_free(s);
+    kf_compiled_free(c);
+    return NULL;
 }
-void kf_compiled_free(kf_compiled *c) { (void)c; }
+
+void kf_compiled_free(kf_compiled *c)
+{
+    if (!c) return;
+    kf_ctx *ctx = c->ctx;
+    kf_jit_close(&c->lib);
+    if (c->consts)
+        for (int i = 0; i < c->prog.nconsts; i++) kf_free(ctx, c->consts[i]);
+    kf_free(ctx, c->consts);
+    kf_free(ctx, c->scratch);
+    kf_free(ctx, c->explain_text);
+    kf_free(ctx, c->explain_json);
+    kf_cprog_free(ctx, &c->prog);
+    kf_free(ctx, c);
+}
+
 kf_status kf_run(kf_compiled *c, const void *const *inputs, void *const *outputs)
 {
-    (void)c; (void)inputs; (void)outputs;
-    return KF_ERR_UNSUPPORTED;
+    if (!c) return KF_ERR_INVALID;
+    if ((!inputs && c->prog.nslots) || !outputs) {
+        kf_err(c->ctx, KF_ERR_INVALID, "error: kf_run needs input and output buffer arrays");
+        return KF_ERR_INVALID;
+    }
+    for (int i = 0; i < c->prog.nslots; i++) {
+        kf_slot *sl = &c->prog.slots[i];
+        const void *p = sl->kind == KF_SLOT_INPUT ? inputs[sl->index]
+                      : sl->kind == KF_SLOT_OUTPUT ? outputs[sl->index] : (const void *)1;
+        if (!p && kf_node_numel(sl->node) > 0) {
+            kf_err(c->ctx, KF_ERR_INVALID, "error: kf_run: the buffer of %s %d is NULL",
+                   sl->kind == KF_SLOT_INPUT ? "input" : "output", sl->index);
+            return KF_ERR_INVALID;
+        }
+    }
+    c->entry((void *const *)inputs, outputs, c->consts, c->scratch, c->threads);
+    return KF_OK;
 }
-const char *kf_compiled_source(const kf_compiled *c) { (void)c; return ""; }
-const char *kf_compiled_explain(const kf_compiled *c, int json) { (void)c; (void)json; return ""; }
-int kf_compiled_num_kernels(const kf_compiled *c) { (void)c; return 0; }
+
+const char *kf_compiled_source(const kf_compiled *c) { return c ? c->prog.source : ""; }
+const char *kf_compiled_explain(const kf_compiled *c, int json)
+{
+    return c ? (json ? c->explain_json : c->explain_text) : "";
+}
+int kf_compiled_num_kernels(const kf_compiled *c) { return c ? c->nkernels : 0; }

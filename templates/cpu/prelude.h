@@ -1,1 +1,181 @@
-/* placeholder */
+/*
+ * prelude.h - the head of every C translation unit kfuse generates: storage
+ * conversions (f16, bf16, float->int) and the math helpers that the op
+ * table's C expressions call (kf_exp_f, kf_gelu_d, ...).  The float helpers
+ * are branch-free approximations (relative error about 1e-7) so that fused
+ * loops vectorise; the double ones call libm.
+ */
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define KF_RESTRICT __restrict__
+#define KF_INLINE static inline __attribute__((always_inline))
+
+KF_INLINE uint32_t kf_fbits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+KF_INLINE float kf_bitsf(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+/* IEEE half <-> float, round to nearest even, subnormals, inf and NaN. */
+KF_INLINE float kf_h2f(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t em = h & 0x7fffu;
+    float mag = kf_bitsf(em << 13) * 0x1p112f;      /* normal and subnormal */
+    uint32_t bits = em >= 0x7c00u ? ((em << 13) | 0x7f800000u) : kf_fbits(mag);
+    return kf_bitsf(bits | sign);
+}
+
+KF_INLINE uint16_t kf_f2h(float f)
+{
+    uint32_t w = kf_fbits(f), w2 = w + w, sign = w & 0x80000000u;
+    float base = (fabsf(f) * 0x1p112f) * 0x1p-110f; /* overflow to inf */
+    uint32_t bias = w2 & 0xff000000u;
+    bias = bias < 0x71000000u ? 0x71000000u : bias;
+    base = kf_bitsf((bias >> 1) + 0x07800000u) + base; /* rounds the mantissa */
+    uint32_t b = kf_fbits(base);
+    uint32_t nonsign = ((b >> 13) & 0x7c00u) + (b & 0x0fffu);
+    return (uint16_t)((sign >> 16) | (w2 > 0xff000000u ? 0x7e00u : nonsign));
+}
+
+KF_INLINE float kf_bf2f(uint16_t h) { return kf_bitsf((uint32_t)h << 16); }
+KF_INLINE uint16_t kf_f2bf(float f)
+{
+    uint32_t u = kf_fbits(f);
+    uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    return (uint16_t)(f != f ? ((u >> 16) | 0x40u) : r);
+}
+KF_INLINE float kf_round_h(float x) { return kf_h2f(kf_f2h(x)); }
+KF_INLINE float kf_round_bf(float x) { return kf_bf2f(kf_f2bf(x)); }
+
+/* Float to integer: NaN and out-of-range values give 0, as the reference
+ * interpreter does (a plain C cast would be undefined). */
+KF_INLINE int64_t kf_f2i(double x)
+{
+    return (x != x || x >= 9.2233720368547758e18 || x <= -9.2233720368547758e18) ? 0 : (int64_t)x;
+}
+
+/* ---- integer ---- */
+KF_INLINE int64_t kf_div_i(int64_t a, int64_t b)
+{
+    return b == 0 ? 0 : (b == -1 ? (int64_t)(0 - (uint64_t)a) : a / b);
+}
+KF_INLINE int64_t kf_max_i(int64_t a, int64_t b) { return a > b ? a : b; }
+KF_INLINE int64_t kf_min_i(int64_t a, int64_t b) { return a < b ? a : b; }
+KF_INLINE int64_t kf_abs_i(int64_t a) { return a < 0 ? (int64_t)(0 - (uint64_t)a) : a; }
+KF_INLINE int64_t kf_relu_i(int64_t a) { return a > 0 ? a : 0; }
+KF_INLINE int64_t kf_floor_i(int64_t a) { return a; }
+KF_INLINE int64_t kf_ceil_i(int64_t a) { return a; }
+KF_INLINE int64_t kf_sign_i(int64_t a) { return (a > 0) - (a < 0); }
+
+/* ---- double: libm ---- */
+KF_INLINE double kf_div_d(double a, double b) { return a / b; }
+KF_INLINE double kf_pow_d(double a, double b) { return pow(a, b); }
+KF_INLINE double kf_max_d(double a, double b) { return (a != a || a > b) ? a : b; }
+KF_INLINE double kf_min_d(double a, double b) { return (a != a || a < b) ? a : b; }
+KF_INLINE double kf_abs_d(double a) { return fabs(a); }
+KF_INLINE double kf_exp_d(double a) { return exp(a); }
+KF_INLINE double kf_log_d(double a) { return log(a); }
+KF_INLINE double kf_sqrt_d(double a) { return sqrt(a); }
+KF_INLINE double kf_rsqrt_d(double a) { return 1.0 / sqrt(a); }
+KF_INLINE double kf_recip_d(double a) { return 1.0 / a; }
+KF_INLINE double kf_sigmoid_d(double a) { return 1.0 / (1.0 + exp(-a)); }
+KF_INLINE double kf_tanh_d(double a) { return tanh(a); }
+KF_INLINE double kf_relu_d(double a) { return a > 0 ? a : (a != a ? a : 0.0); }
+KF_INLINE double kf_erf_d(double a) { return erf(a); }
+KF_INLINE double kf_gelu_d(double a) { return 0.5 * a * (1.0 + erf(a * 0.70710678118654752440)); }
+KF_INLINE double kf_gelu_tanh_d(double a)
+{
+    return 0.5 * a * (1.0 + tanh(0.79788456080286535588 * (a + 0.044715 * a * a * a)));
+}
+KF_INLINE double kf_silu_d(double a) { return a / (1.0 + exp(-a)); }
+KF_INLINE double kf_sin_d(double a) { return sin(a); }
+KF_INLINE double kf_cos_d(double a) { return cos(a); }
+KF_INLINE double kf_floor_d(double a) { return floor(a); }
+KF_INLINE double kf_ceil_d(double a) { return ceil(a); }
+KF_INLINE double kf_sign_d(double a) { return a != a ? a : (double)((a > 0) - (a < 0)); }
+
+/* ---- float: branch-free where it matters ---- */
+KF_INLINE float kf_div_f(float a, float b) { return a / b; }
+KF_INLINE float kf_pow_f(float a, float b) { return powf(a, b); }
+KF_INLINE float kf_max_f(float a, float b) { return (a != a || a > b) ? a : b; }
+KF_INLINE float kf_min_f(float a, float b) { return (a != a || a < b) ? a : b; }
+KF_INLINE float kf_abs_f(float a) { return fabsf(a); }
+KF_INLINE float kf_log_f(float a) { return logf(a); }
+KF_INLINE float kf_sqrt_f(float a) { return sqrtf(a); }
+KF_INLINE float kf_rsqrt_f(float a) { return 1.0f / sqrtf(a); }
+KF_INLINE float kf_recip_f(float a) { return 1.0f / a; }
+KF_INLINE float kf_relu_f(float a) { return a > 0 ? a : (a != a ? a : 0.0f); }
+KF_INLINE float kf_sin_f(float a) { return sinf(a); }
+KF_INLINE float kf_cos_f(float a) { return cosf(a); }
+KF_INLINE float kf_floor_f(float a) { return floorf(a); }
+KF_INLINE float kf_ceil_f(float a) { return ceilf(a); }
+KF_INLINE float kf_sign_f(float a) { return a != a ? a : (float)((a > 0) - (a < 0)); }
+
+/* exp: x = n ln2 + r, |r| <= ln2/2, e^r by a degree-6 polynomial, 2^n built
+ * in the exponent bits. */
+KF_INLINE float kf_exp_f(float x)
+{
+    float c = x > 88.0f ? 88.0f : x;
+    c = c < -87.33654475f ? -87.33654475f : c;
+    float n = __builtin_roundf(c * 1.44269504088896341f);
+    float r = c - n * 0.693359375f;
+    r = r + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    float s = kf_bitsf((uint32_t)((int32_t)n + 127) << 23);
+    float y = p * s;
+    y = x < -87.33654475f ? 0.0f : y;
+    y = x > 88.72283935546875f ? INFINITY : y;
+    return x != x ? x : y;
+}
+
+KF_INLINE float kf_sigmoid_f(float a) { return 1.0f / (1.0f + kf_exp_f(-a)); }
+KF_INLINE float kf_silu_f(float a) { return a / (1.0f + kf_exp_f(-a)); }
+
+KF_INLINE float kf_tanh_f(float x)
+{
+    float ax = fabsf(x);
+    float e = kf_exp_f(-2.0f * ax);
+    float t = (1.0f - e) / (1.0f + e);
+    /* small |x|: the odd Taylor series keeps the relative error low */
+    float x2 = x * x;
+    float small = ax * (1.0f + x2 * (-0.333333333f + x2 * (0.133333333f + x2 * -0.0539682540f)));
+    t = ax < 0.04f ? small : t;
+    t = x < 0 ? -t : t;
+    return x != x ? x : t;
+}
+
+/* erf by Abramowitz & Stegun 7.1.26 (absolute error <= 1.5e-7), with the
+ * Taylor series near 0 for relative accuracy. */
+KF_INLINE float kf_erf_f(float x)
+{
+    float ax = fabsf(x);
+    float t = 1.0f / (1.0f + 0.3275911f * ax);
+    float p = 1.061405429f;
+    p = p * t - 1.453152027f;
+    p = p * t + 1.421413741f;
+    p = p * t - 0.284496736f;
+    p = p * t + 0.254829592f;
+    float y = 1.0f - p * t * kf_exp_f(-ax * ax);
+    float x2 = x * x;
+    float small = ax * 1.1283791671f * (1.0f + x2 * (-0.333333333f + x2 * 0.1f));
+    y = ax < 0.01f ? small : y;
+    y = x < 0 ? -y : y;
+    return x != x ? x : y;
+}
+
+KF_INLINE float kf_gelu_f(float a) { return 0.5f * a * (1.0f + kf_erf_f(a * 0.70710678118654752f)); }
+KF_INLINE float kf_gelu_tanh_f(float a)
+{
+    return 0.5f * a * (1.0f + kf_tanh_f(0.79788456080286535588f * (a + 0.044715f * a * a * a)));
+}
