@@ -463,7 +463,7 @@ kf_node *kf_reshape_to(kf_graph *g, kf_node *x, int nd, const int64_t *dims);
 kf_node *kf_reshape_to(kf_graph *g, kf_node *x, int nd, const int64_t *dims)
 {
     kf_attrs at = {0};
-    if (nd > KF_MAX_DIMS) return op_err(g, "reshape", "rank %d is too large", nd);
+    if (nd < 0 || nd > KF_MAX_DIMS) return op_err(g, "reshape", "rank %d is out of range", nd);
     int infer = -1;
     int64_t known = 1;
     for (int i = 0; i < nd; i++) {
@@ -521,6 +521,7 @@ static kf_node *apply_slice(kf_graph *g, kf_node *x, const kf_attrs *a)
     int64_t step = a && a->step ? a->step : 1;
     int64_t dim = x->shape[ax];
     int64_t start = a ? a->start : 0, end = a ? a->end : INT64_MAX;
+    if (step < 0 && end == INT64_MAX) end = INT64_MIN; /* "to the end" going down */
     /* Python/ONNX clamping */
     if (start < 0) start += dim;
     if (end < 0 && end != INT64_MIN) end += dim;
@@ -531,8 +532,10 @@ static kf_node *apply_slice(kf_graph *g, kf_node *x, const kf_attrs *a)
         start = start < 0 ? -1 : start > dim - 1 ? dim - 1 : start;
         end = end < -1 ? -1 : end > dim - 1 ? dim - 1 : end;
     }
-    int64_t len = step > 0 ? (end > start ? (end - start + step - 1) / step : 0)
-                           : (start > end ? (start - end + (-step) - 1) / (-step) : 0);
+    /* start and end are now within [-1, dim]: no overflow below */
+    uint64_t ustep = step > 0 ? (uint64_t)step : (uint64_t)0 - (uint64_t)step;
+    int64_t len = step > 0 ? (end > start ? (int64_t)((uint64_t)(end - start - 1) / ustep) + 1 : 0)
+                           : (start > end ? (int64_t)((uint64_t)(start - end - 1) / ustep) + 1 : 0);
     at.naxes = 1;
     at.axes[0] = ax;
     at.start = start;

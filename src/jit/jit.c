@@ -144,9 +144,18 @@ static void read_log(const char *path, char *buf, size_t sz)
     fclose(f);
 }
 
+/* The OpenMP runtime comes in with the first generated object; its worker
+ * threads outlive every parallel region, so it must never be unloaded when
+ * that object is closed. */
+static void pin_openmp_runtime(void)
+{
+    dlopen("libgomp.so.1", RTLD_NOW | RTLD_GLOBAL | RTLD_NODELETE);
+}
+
 int kf_jit_compile_c(kf_ctx *ctx, const char *src, const char *cache_dir, kf_jit_lib *out)
 {
     memset(out, 0, sizeof *out);
+    pin_openmp_runtime();
     char dir[900];
     if (kf_jit_cache_dir(ctx, cache_dir, dir, sizeof dir)) return -1;
     const char *cc = compiler();

@@ -82,11 +82,14 @@ static const char *fmt(cg *c, const char *f, ...)
 
 static const char *newtmp(cg *c) { return fmt(c, "t%d", c->tmp++); }
 
-static const char *idx_key(cg *c, const kidx *ix)
+/* The memo key of an index of n: a size-1 dim is always index 0, whatever
+ * expression reached it. */
+static const char *idx_key(cg *c, const kf_node *n, const kidx *ix)
 {
     kf_buf b;
     kf_buf_init(&b, c->ctx);
-    for (int i = 0; i < ix->nd; i++) kf_buf_printf(&b, "%s|", ix->e[i]);
+    for (int i = 0; i < ix->nd; i++)
+        kf_buf_printf(&b, "%s|", i < n->ndim && n->shape[i] == 1 ? "0" : ix->e[i]);
     char *s = kf_buf_take(&b);
     const char *r = s ? kf_arena_strdup(c->ar, s) : "";
     kf_free(c->ctx, s);
@@ -95,7 +98,7 @@ static const char *idx_key(cg *c, const kidx *ix)
 
 static const char *memo_get(cg *c, const kf_node *n, const kidx *ix)
 {
-    const char *key = idx_key(c, ix);
+    const char *key = idx_key(c, n, ix);
     for (int i = c->nmemo - 1; i >= 0; i--)
         if (c->memo[i].node == n->id && strcmp(c->memo[i].key, key) == 0) return c->memo[i].var;
     return NULL;
@@ -110,7 +113,7 @@ static void memo_put(cg *c, const kf_node *n, const kidx *ix, const char *var)
         c->memo = m;
         c->capmemo = nc;
     }
-    c->memo[c->nmemo++] = (memo_ent){n->id, idx_key(c, ix), var};
+    c->memo[c->nmemo++] = (memo_ent){n->id, idx_key(c, n, ix), var};
 }
 
 /* The flat offset of index ix in a contiguous tensor of n's shape. */
@@ -164,10 +167,13 @@ static const char *store_conv(cg *c, kf_dtype t, const char *v)
     }
 }
 
-/* Integer results narrower than 64 bits wrap as they would when stored. */
-static const char *wrap_int(cg *c, kf_dtype t, const char *v)
+/* Every value is one its dtype can hold: integer results narrower than 64
+ * bits wrap, f16 and bf16 results round, as they would when stored. */
+static const char *fit_dtype(cg *c, kf_dtype t, const char *v)
 {
     switch (t) {
+    case KF_F16: return fmt(c, "kf_round_h(%s)", v);
+    case KF_BF16: return fmt(c, "kf_round_bf(%s)", v);
     case KF_I32: return fmt(c, "(int64_t)(int32_t)(%s)", v);
     case KF_I8: return fmt(c, "(int64_t)(int8_t)(%s)", v);
     case KF_U8: return fmt(c, "(int64_t)(uint8_t)(%s)", v);
@@ -184,8 +190,8 @@ static const char *convert(cg *c, kf_dtype from, kf_dtype to, const char *v)
         if (to == KF_BF16) x = fmt(c, "kf_round_bf(%s)", x);
         return x;
     }
-    if (kf_dtype_is_float(from)) return wrap_int(c, to, fmt(c, "kf_f2i(%s)", v));
-    return wrap_int(c, to, v);
+    if (kf_dtype_is_float(from)) return fit_dtype(c, to, fmt(c, "kf_f2i(%s)", v));
+    return fit_dtype(c, to, v);
 }
 
 static const char *literal(cg *c, const kf_node *n)
@@ -334,7 +340,7 @@ static const char *gen(cg *c, kf_node *n, const kidx *ix)
     if (n->op == KF_OP_CAST) e = convert(c, n->in[0]->dtype, n->dtype, args[0]);
     else e = expand(c, kf_ops[n->op].cexpr, args, tletter(it));
     if (kf_ops[n->op].flags & KF_F_BOOLOUT) e = fmt(c, "(int64_t)%s", e);
-    else if (n->op != KF_OP_CAST) e = wrap_int(c, n->dtype, e);
+    else if (n->op != KF_OP_CAST) e = fit_dtype(c, n->dtype, e);
     v = newtmp(c);
     kf_emit(c->body, "const %s %s = %s;", ctype(n->dtype), v, e);
     memo_put(c, n, ix, v);
@@ -357,7 +363,7 @@ static void gen_roots(cg *c, const kidx *ix)
         if (r->op == KF_OP_CAST) e = convert(c, r->in[0]->dtype, r->dtype, args[0]);
         else e = expand(c, kf_ops[r->op].cexpr, args, tletter(it));
         if (kf_ops[r->op].flags & KF_F_BOOLOUT) e = fmt(c, "(int64_t)%s", e);
-        else if (r->op != KF_OP_CAST) e = wrap_int(c, r->dtype, e);
+        else if (r->op != KF_OP_CAST) e = fit_dtype(c, r->dtype, e);
         const char *v = newtmp(c);
         kf_emit(c->body, "const %s %s = %s;", ctype(r->dtype), v, e);
         memo_put(c, r, ix, v);
@@ -508,7 +514,7 @@ static void gen_reduction(cg *c, kf_buf *out)
         res = fl ? fmt(c, "(acc / %" PRId64 ".0)", cnt) : fmt(c, "kf_div_i(acc, %" PRId64 ")", cnt);
     }
     const char *av = newtmp(c);
-    const char *conv = fl ? fmt(c, "(%s)%s", ctype(a->dtype), res) : wrap_int(c, a->dtype, res);
+    const char *conv = fit_dtype(c, a->dtype, fl ? fmt(c, "(%s)%s", ctype(a->dtype), res) : res);
     kf_emit(c->body, "const %s %s = %s;", ctype(a->dtype), av, conv);
     memo_put(c, a, &oix, av);
     if (c->s->stored[a->id])
