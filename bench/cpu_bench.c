@@ -1,0 +1,176 @@
+/*
+ * cpu_bench.c - the CPU benchmark of issue-level targets, baseline and kfuse
+ * measured in the same run:
+ *   1. gelu(a@b + bias), f32, 1024^3 and 2048^3: kfuse fused vs OpenBLAS
+ *      sgemm alone and sgemm + a separate bias+gelu pass (GFLOP/s, ratio);
+ *   2. relu(a@b + bias) + res, 4096x4096x64: kfuse fused vs kfuse
+ *      --no-fusion and --no-template-fusion, and OpenBLAS + a pass;
+ *   3. a memory copy of the output's size, for the bandwidth state.
+ * Run it through bench/run_cpu.sh, which unsets OPENBLAS_CORETYPE and
+ * OPENBLAS_L2_SIZE so that OpenBLAS picks its best kernel.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kfuse.h"
+
+char *openblas_get_corename(void);
+int openblas_get_num_threads(void);
+
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+typedef void (*bench_fn)(void *arg);
+enum { WARMUP = 3, REPEAT = 15 };
+
+/* median of REPEAT runs after WARMUP */
+static double time_median(bench_fn f, void *arg)
+{
+    double t[REPEAT];
+    for (int i = 0; i < WARMUP; i++) f(arg);
+    for (int i = 0; i < REPEAT; i++) {
+        double t0 = now_ms();
+        f(arg);
+        t[i] = now_ms() - t0;
+    }
+    qsort(t, REPEAT, sizeof *t, cmp_d);
+    return t[REPEAT / 2];
+}
+
+typedef struct job {
+    int M, N, K;
+    float *a, *b, *bias, *res, *c;
+    kf_compiled *kc;
+    int pass; /* 0 none, 1 bias+gelu, 2 bias+relu+res */
+} job;
+
+static void run_blas(void *p)
+{
+    job *j = p;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->M, j->N, j->K, 1.0f, j->a, j->K, j->b, j->N,
+                0.0f, j->c, j->N);
+    if (!j->pass) return;
+    long n = (long)j->M * j->N;
+#pragma omp parallel for
+    for (long i = 0; i < n; i++) {
+        float v = j->c[i] + j->bias[i % j->N];
+        if (j->pass == 1) v = 0.5f * v * (1.0f + erff(v * 0.70710678f));
+        else v = (v > 0 ? v : 0) + j->res[i];
+        j->c[i] = v;
+    }
+}
+
+static void run_kfuse(void *p)
+{
+    job *j = p;
+    const void *in[4] = {j->a, j->b, j->bias, j->res};
+    kf_run(j->kc, in, (void *[]){j->c});
+}
+
+static void run_copy(void *p)
+{
+    job *j = p;
+    memcpy(j->c, j->res, sizeof(float) * (size_t)j->M * j->N);
+}
+
+static kf_compiled *compile(kf_ctx *ctx, const char *text, int no_fusion, int no_tf)
+{
+    kf_graph *g = kf_parse_kf(ctx, "bench.kf", text, strlen(text));
+    if (!g) return NULL;
+    kf_compiled *c = kf_compile(g, &(kf_options){.no_fusion = no_fusion, .no_template_fusion = no_tf});
+    kf_graph_free(g);
+    return c;
+}
+
+static float *rnd(size_t n, unsigned seed)
+{
+    float *p = malloc(n * sizeof *p);
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        p[i] = (float)(seed >> 8) / 16777216.0f * 2.0f - 1.0f;
+    }
+    return p;
+}
+
+static int check_kfuse(kf_ctx *ctx, const char *what)
+{
+    if (kf_errcode(ctx) == KF_OK) return 0;
+    fprintf(stderr, "%s: %s\n", what, kf_errmsg(ctx));
+    return 1;
+}
+
+int main(void)
+{
+    kf_ctx *ctx = kf_ctx_new(NULL);
+    printf("OpenBLAS core: %s, %d threads\n", openblas_get_corename(), openblas_get_num_threads());
+    char text[512];
+    int sizes[2] = {1024, 2048};
+    printf("\n-- gelu(a@b + bias), f32\n");
+    printf("%-6s %28s %28s %28s %8s\n", "size", "OpenBLAS sgemm alone", "OpenBLAS + gelu pass", "kfuse fused",
+           "ratio");
+    for (int s = 0; s < 2; s++) {
+        int n = sizes[s];
+        job j = {n, n, n, rnd((size_t)n * n, 1), rnd((size_t)n * n, 2), rnd((size_t)n, 3), NULL,
+                 malloc(sizeof(float) * (size_t)n * n), NULL, 0};
+        snprintf(text, sizeof text,
+                 "input a : f32[%d, %d]\ninput b : f32[%d, %d]\ninput bias : f32[%d]\n"
+                 "y = gelu(add(matmul(a, b), bias))\noutput y\n", n, n, n, n, n);
+        j.kc = compile(ctx, text, 0, 0);
+        if (check_kfuse(ctx, "compile")) return 2;
+        double gf = 2.0 * n * n * (double)n / 1e6;
+        double t0 = time_median(run_blas, &j);
+        j.pass = 1;
+        double t1 = time_median(run_blas, &j);
+        double t2 = time_median(run_kfuse, &j);
+        printf("%-6d %9.3f ms %7.1f GF/s %9.3f ms %7.1f GF/s %9.3f ms %7.1f GF/s %7.2fx\n", n, t0, gf / t0, t1,
+               gf / t1, t2, gf / t2, t0 / t2);
+        kf_compiled_free(j.kc);
+        free(j.a); free(j.b); free(j.bias); free(j.c);
+    }
+
+    printf("\n-- relu(a@b + bias) + res, f32, 4096x4096x64 (M x N x K)\n");
+    {
+        int M = 4096, N = 4096, K = 64;
+        job j = {M, N, K, rnd((size_t)M * K, 4), rnd((size_t)K * N, 5), rnd((size_t)N, 6),
+                 rnd((size_t)M * N, 7), malloc(sizeof(float) * (size_t)M * N), NULL, 2};
+        snprintf(text, sizeof text,
+                 "input a : f32[%d, %d]\ninput b : f32[%d, %d]\ninput bias : f32[%d]\ninput res : f32[%d, %d]\n"
+                 "y = add(relu(add(matmul(a, b), bias)), res)\noutput y\n", M, K, K, N, N, M, N);
+        double tc = time_median(run_copy, &j);
+        double bytes = 2.0 * sizeof(float) * M * (double)N;
+        printf("memcpy of the output size: %.3f ms (%.1f GB/s read+write)\n", tc, bytes / tc / 1e6);
+        double tb = time_median(run_blas, &j);
+        printf("OpenBLAS sgemm + bias/relu/res pass: %.3f ms\n", tb);
+        const char *names[3] = {"kfuse fused", "kfuse --no-template-fusion", "kfuse --no-fusion"};
+        int flags[3][2] = {{0, 0}, {0, 1}, {1, 0}};
+        double tf = 0;
+        for (int v = 0; v < 3; v++) {
+            j.kc = compile(ctx, text, flags[v][0], flags[v][1]);
+            if (check_kfuse(ctx, "compile")) return 2;
+            double t = time_median(run_kfuse, &j);
+            if (v == 0) tf = t;
+            printf("%-28s %2d kernels %9.3f ms  %5.2fx of fused\n", names[v], kf_compiled_num_kernels(j.kc), t,
+                   t / tf);
+            kf_compiled_free(j.kc);
+        }
+        printf("OpenBLAS + pass / kfuse fused: %.2fx\n", tb / tf);
+        free(j.a); free(j.b); free(j.bias); free(j.res); free(j.c);
+    }
+    kf_ctx_free(ctx);
+    return 0;
+}
