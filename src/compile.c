@@ -64,6 +64,7 @@ static void list_nodes(kf_buf *b, const kf_sched *s, const kf_kernel *k, node_ro
         }
         first = false;
     }
+    if (first && !json) kf_buf_puts(b, "-");
 }
 
 static int build_explain(kf_compiled *c, const kf_sched *s)
