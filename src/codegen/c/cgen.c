@@ -494,8 +494,10 @@ static void gen_reduction(cg *c, kf_buf *out)
     for (int d = 0; d < x->ndim; d++) {
         if (kf_reduce_has_axis(a, d)) {
             rix.e[d] = fmt(c, "r%d", nr);
-            kf_emit(c->body, "%sfor (int64_t r%d = 0; r%d < %" PRId64 "; r%d++) {",
-                    nr == a->attr.naxes - 1 && is_sum ? "" : "", nr, nr, x->shape[d], nr);
+            /* a sum over the innermost axis vectorises */
+            if (nr == a->attr.naxes - 1 && is_sum && d == x->ndim - 1)
+                kf_emit(c->body, "#pragma omp simd reduction(+:acc)");
+            kf_emit(c->body, "for (int64_t r%d = 0; r%d < %" PRId64 "; r%d++) {", nr, nr, x->shape[d], nr);
             nr++;
             if (a->attr.keepdims) o++;
         } else {
