@@ -47,15 +47,17 @@ static const char help_text[] =
     "  --device cpu|cuda      the target (default cpu)\n"
     "  --shape NAME=d0,d1,... fix the dynamic dims of an ONNX model's input NAME\n"
     "                         (repeatable; .kf files declare their shapes)\n"
-    "  --no-fusion            every node its own kernel, as an eager framework runs it\n"
-    "  --no-template-fusion   pointwise chains fuse with each other, but nothing is\n"
-    "                         spliced into a template kernel\n"
     "  --backend PATH         load a template-backend plug-in (not supported yet:\n"
     "                         exits with status 2)\n"
     "  -h, --help             print this help and exit\n"
     "  --version              print the version and exit\n"
     "\n"
-    "run:\n"
+    "options for run, explain and emit:\n"
+    "  --no-fusion            every node its own kernel, as an eager framework runs it\n"
+    "  --no-template-fusion   pointwise chains fuse with each other, but nothing is\n"
+    "                         spliced into a template kernel\n"
+    "\n"
+    "options for run:\n"
     "  --data DIR      read input K from DIR/input_K.pb; where DIR/output_K.pb exists,\n"
     "                  compare output K with it\n"
     "  --seed N        seed of the random inputs used without --data (default 0):\n"
@@ -63,9 +65,11 @@ static const char help_text[] =
     "                  bool 0 or 1\n"
     "  --check         also run the reference interpreter on the same inputs and\n"
     "                  compare every output with it\n"
-    "explain:\n"
+    "\n"
+    "options for explain:\n"
     "  --json          the plan as JSON\n"
-    "bench:\n"
+    "\n"
+    "options for bench:\n"
     "  --repeat N      timed runs of each plan (default 15); min and median are shown\n"
     "  --warmup N      untimed runs before them (default 3)\n"
     "  --seed N        seed of the random inputs (default 0)\n"
@@ -170,7 +174,9 @@ typedef struct optdef {
 
 static const optdef optdefs[] = {
     {"--device", 1, C_ALL},       {"--shape", 1, C_ALL},
-    {"--no-fusion", 0, C_ALL},    {"--no-template-fusion", 0, C_ALL},
+    /* bench times all three plans, so these two do not apply to it */
+    {"--no-fusion", 0, C_RUN | C_EXPLAIN | C_EMIT},
+    {"--no-template-fusion", 0, C_RUN | C_EXPLAIN | C_EMIT},
     {"--backend", 1, C_ALL},      {"--data", 1, C_RUN},
     {"--seed", 1, C_RUN | C_BENCH}, {"--check", 0, C_RUN},
     {"--json", 0, C_EXPLAIN},     {"--repeat", 1, C_BENCH},

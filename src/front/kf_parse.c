@@ -352,6 +352,10 @@ static bool check_new_name(parser *p, const tok *t)
 {
     char nb[MAX_NAME + 1];
     tok_text(p, t, nb);
+    if (!strcmp(nb, "true") || !strcmp(nb, "false")) {
+        perr(p, t, "'%s' is a literal and cannot be a name", nb);
+        return false;
+    }
     if (sym_lookup(p, nb)) {
         perr(p, t, "'%s' is already defined", nb);
         return false;
@@ -446,7 +450,11 @@ static bool parse_aval(parser *p, aval *v)
     }
 }
 
-static bool single_axis_op(int op) { return op != KF_OP_SUM && op != KF_OP_MAX && op != KF_OP_MIN && op != KF_OP_MEAN; }
+/* Reductions take a list of axes; softmax, the norms, slice and concat one. */
+static bool single_axis_op(int op)
+{
+    return op != KF_OP_SUM && op != KF_OP_MAX && op != KF_OP_MIN && op != KF_OP_MEAN;
+}
 
 /* Stores attribute a of op from v into at. */
 static bool set_attr(parser *p, int op, int a, const aval *v, kf_attrs *at)
@@ -631,7 +639,15 @@ static kf_node *parse_expr(parser *p)
         return parse_call(p, 1, out) ? out[0] : NULL;
     }
     if (t.k == T_IDENT) {
+        tok t1 = peek(p, 1);
+        if (t1.k == T_ERR) return unexpected(p, &t1, "");
         next(p);
+        if (tok_is(p, &t, "true") || tok_is(p, &t, "false")) { /* a literal, for bool operands */
+            kf_graph_set_loc(p->g, p->file, t.line, t.col);
+            kf_node *n = kf_scalar(p->g, tok_is(p, &t, "true") ? 1.0 : 0.0, KF_F32);
+            if (!n) builder_failed(p, &t, "scalar");
+            return n;
+        }
         kf_node *n = sym_lookup(p, tok_text(p, &t, nb));
         if (n) return n;
         if (kf_op_arity(nb))

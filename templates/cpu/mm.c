@@ -120,6 +120,13 @@ static inline void KF_MM_CAT(KF_MM_FN, _pack_a)(void **B, int64_t b, int64_t m0,
 {
 #ifdef KF_MM_A_PTR
     const KF_MM_T *KF_RESTRICT a_ptr = KF_MM_A_PTR(B, b);
+#ifndef KF_MM_NO_PF
+    /* The next panel's rows: short strided streams the hardware does not
+     * prefetch in time, and the packing loop would stall on each line. */
+    for (int64_t m = m0 + KF_MM_MR; m < m0 + 2 * KF_MM_MR && m < KF_MM_M; m++)
+        for (int64_t k = 0; k < kc; k += 64 / (int64_t)sizeof(KF_MM_T))
+            __builtin_prefetch(&KF_MM_LA(m, k0 + k));
+#endif
 #endif
     (void)B;
     (void)b;
@@ -287,40 +294,36 @@ static void KF_MM_FN(void **B)
         T *ap = mine, *acc = mine + ((ablk + 15) & ~(size_t)15);
         if (by_batch) {
             T *bs = acc + ((accn + 15) & ~(size_t)15);
-            for (int64_t b = tid; b < NB; b += nth)
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t b = 0; b < NB; b++)
                 for (int64_t s = 0; s < nslab; s++) {
                     const int64_t j0 = s * ncs, np = (npan - s * spw) < spw ? npan - s * spw : spw;
                     KF_MM_CAT(KF_MM_FN, _pack_b)(B, b, j0, np * NR, 0, np, kcb, bs);
                     KF_MM_CAT(KF_MM_FN, _block)(B, b, bs, j0, np * NR, 0, mpan, 0, np, mcp, kcb, ap, acc);
                 }
         } else {
-            /* Threads as a tm x tn grid over each slab: rows first (they share
-             * the packed B and pack disjoint A), columns when M is short. Cost per
-             * thread ~ rows * (cols + A packing). */
-            int tm = nth, tn = 1;
-            double best = -1;
-            for (int d = 1; d <= nth; d++) {
-                if (nth % d)
-                    continue;
-                const double r = (double)((mpan + d - 1) / d);
-                const double c = (double)((spw + nth / d - 1) / (nth / d));
-                const double cost = r * (c + 2.0);
-                if (best < 0 || cost <= best) {
-                    best = cost;
-                    tm = d;
-                    tn = nth / d;
-                }
+            /* Work items of a slab: nmb row blocks (a multiple of the thread
+             * count, so a quiet machine splits evenly) x nnb column blocks
+             * (only when M is too short to split; they repeat A's packing),
+             * handed out dynamically so a busy core does not hold up the other. */
+            int64_t nmb = (mpan + mcp - 1) / mcp, nnb = 1;
+            nmb = (nmb + nth - 1) / nth * nth;
+            if (mpan < 4 * nth) {
+                nmb = 1;
+                nnb = spw < nth ? spw : nth;
             }
-            const int ti = tid / tn, tj = tid % tn;
             T *bs = mem;
             for (int64_t b = 0; b < NB; b++)
                 for (int64_t s = 0; s < nslab; s++) {
                     const int64_t j0 = s * ncs, np = (npan - s * spw) < spw ? npan - s * spw : spw;
                     KF_MM_CAT(KF_MM_FN, _pack_b)(B, b, j0, np * NR, np * tid / nth, np * (tid + 1) / nth, kcb, bs);
 #pragma omp barrier
-                    KF_MM_CAT(KF_MM_FN, _block)(B, b, bs, j0, np * NR, mpan * ti / tm, mpan * (ti + 1) / tm,
-                                                np * tj / tn, np * (tj + 1) / tn, mcp, kcb, ap, acc);
-#pragma omp barrier
+#pragma omp for schedule(dynamic, 1)
+                    for (int64_t it = 0; it < nmb * nnb; it++) {
+                        const int64_t rb = it / nnb, cb = it % nnb;
+                        KF_MM_CAT(KF_MM_FN, _block)(B, b, bs, j0, np * NR, mpan * rb / nmb, mpan * (rb + 1) / nmb,
+                                                    np * cb / nnb, np * (cb + 1) / nnb, mcp, kcb, ap, acc);
+                    } /* implied barrier: the slab is free to repack */
                 }
         }
     }
