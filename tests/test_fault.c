@@ -40,6 +40,7 @@ static char tmpdir[256]; /* everything this test writes goes here */
 typedef struct counting {
     long count;   /* allocations (alloc and realloc) so far */
     long fail_at; /* this one returns NULL; 0: none */
+    int sticky;   /* and, if set, every one after it */
     long live;    /* blocks not yet freed */
     long bad_free;
 } counting;
@@ -47,7 +48,7 @@ typedef struct counting {
 static void *c_alloc(void *ud, size_t n)
 {
     counting *a = ud;
-    if (++a->count == a->fail_at) return NULL;
+    if (++a->count == a->fail_at || (a->sticky && a->fail_at && a->count > a->fail_at)) return NULL;
     void *p = malloc(n);
     if (p) a->live++;
     return p;
@@ -56,7 +57,7 @@ static void *c_alloc(void *ud, size_t n)
 static void *c_realloc(void *ud, void *p, size_t n)
 {
     counting *a = ud;
-    if (++a->count == a->fail_at) return NULL;
+    if (++a->count == a->fail_at || (a->sticky && a->fail_at && a->count > a->fail_at)) return NULL;
     void *q = realloc(p, n);
     if (q && !p) a->live++;
     return q;
@@ -97,9 +98,11 @@ static float A[M * K], W[K * N], BIAS[N];
 
 /* One full run with allocation fail_at failing.  Returns 1 if everything
  * succeeded, 0 if a step failed as it should, -1 if the failure was wrong. */
+static int sticky; /* fail every allocation from fail_at on, not only that one */
+
 static int fault_run(long fail_at, const kf_options *opt, long *nallocs)
 {
-    counting cnt = {.fail_at = fail_at};
+    counting cnt = {.fail_at = fail_at, .sticky = sticky};
     kf_allocator al = {c_alloc, c_realloc, c_free, &cnt};
     kf_graph *g = NULL;
     kf_compiled *c = NULL;
@@ -208,8 +211,9 @@ static int fault_run_isolated(long fail_at, const kf_options *opt, long *nallocs
     return shared->result;
 }
 
-static void test_alloc_failure(const char *name, const kf_options *opt)
+static void test_alloc_failure(const char *name, const kf_options *opt, int sticky_)
 {
+    sticky = sticky_;
     int bad0 = failures, crashed;
     long n, total = 0, handled = 0, crashes = 0, first_crash = 0;
     /* fail_at 0: nothing fails; this also puts the object in the cache */
@@ -222,7 +226,8 @@ static void test_alloc_failure(const char *name, const kf_options *opt)
         int r = fault_run_isolated(n, opt, NULL, &crashed);
         if (crashed && crashes++ == 0) first_crash = n;
         if (crashed && crashes <= 5)
-            printf("FAIL alloc_failure/%s: allocation %ld of %ld failing: the process crashed\n", name, n, total);
+            printf("FAIL alloc_failure/%s: allocation %ld of %ld failing%s: the process crashed\n", name, n,
+                   total, sticky ? " (and all after it)" : "");
         if (r == 0) handled++;
         if (r == 2) break; /* the Nth allocation is past the end: done */
     }
@@ -500,13 +505,15 @@ int main(void)
     for (int i = 0; i < N; i++) BIAS[i] = (float)(i % 5) / 5.0f - 0.4f;
 
     test_bad_api();
-    test_alloc_failure("default", &(kf_options){0});
-    test_alloc_failure("no_template_fusion", &(kf_options){.no_template_fusion = 1});
-    test_alloc_failure("no_fusion", &(kf_options){.no_fusion = 1});
+    test_alloc_failure("default", &(kf_options){0}, 0);
+    test_alloc_failure("no_template_fusion", &(kf_options){.no_template_fusion = 1}, 0);
+    test_alloc_failure("no_fusion", &(kf_options){.no_fusion = 1}, 0);
+    test_alloc_failure("default.sticky", &(kf_options){0}, 1);
+    test_alloc_failure("no_fusion.sticky", &(kf_options){.no_fusion = 1}, 1);
     test_compiler_failure();
     test_cache_dir();
 
     nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    printf("%d of %d checks failed\n", failures, checks);
+    printf("%d failures (%d checks in this process)\n", failures, checks);
     return failures ? 1 : 0;
 }

@@ -97,11 +97,12 @@ static void *op_err(kf_graph *g, const char *op, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    char what[128];
-    snprintf(what, sizeof what, "op '%s'", op);
-    place_verr(g, g->file, g->line, g->col, what, fmt, ap);
+    char msg[4000];
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return NULL;
+    if (g->file)
+        return kf_err(g->ctx, KF_ERR_INVALID, "%s:%d:%d: error: %s: %s", g->file, g->line, g->col, op, msg);
+    return kf_err(g->ctx, KF_ERR_INVALID, "error: %s: %s", op, msg);
 }
 
 void *kf_node_err(kf_graph *g, const kf_node *n, const char *fmt, ...)
