@@ -42,8 +42,10 @@ typedef enum { ROLE_ALL, ROLE_PROLOGUE, ROLE_EPILOGUE } node_role;
  * template's loads; the epilogue is the rest apart from the anchor. */
 static bool in_role(const kf_sched *s, const kf_kernel *k, const kf_node *n, node_role r)
 {
+    if (n->op == KF_OP_EXTERN) return false; /* listed by its results */
     if (r == ROLE_ALL) return true;
-    if (k->kind != KF_KERN_TEMPLATE || n == k->anchor) return false;
+    bool tmpl = k->kind == KF_KERN_TEMPLATE || k->kind == KF_KERN_EXTERN;
+    if (!tmpl || n == k->anchor || n->op == KF_OP_RESULT) return false;
     bool pro = s->home[n->id] == k->anchor->id;
     return r == ROLE_PROLOGUE ? pro : !pro;
 }
@@ -69,7 +71,7 @@ static void list_nodes(kf_buf *b, const kf_sched *s, const kf_kernel *k, node_ro
 
 static int build_explain(kf_compiled *c, const kf_sched *s)
 {
-    static const char *const kind[] = {"pointwise", "reduction", "template"};
+    static const char *const kind[] = {"pointwise", "reduction", "template", "template"};
     kf_buf t, j;
     kf_buf_init(&t, c->ctx);
     kf_buf_init(&j, c->ctx);
@@ -79,15 +81,36 @@ static int build_explain(kf_compiled *c, const kf_sched *s)
         const kf_kernel *k = s->k[i];
         kf_buf_printf(&t, "k%d: %s", i, kind[k->kind]);
         kf_buf_printf(&j, "%s\n  {\"name\": \"k%d\", \"kind\": \"%s\"", i ? "," : "", i, kind[k->kind]);
-        if (k->kind == KF_KERN_TEMPLATE) {
-            kf_buf_puts(&t, " mm (standard)\n    prologue: ");
+        if (k->kind == KF_KERN_TEMPLATE || k->kind == KF_KERN_EXTERN) {
+            bool ext = k->kind == KF_KERN_EXTERN;
+            const char *tn = ext ? k->anchor->ext_op : "mm";
+            const char *bn = ext ? k->anchor->backend->name : "standard";
+            kf_buf_printf(&t, " %s (%s)\n    prologue: ", tn, bn);
             list_nodes(&t, s, k, ROLE_PROLOGUE, false);
             kf_buf_puts(&t, "\n    epilogue: ");
             list_nodes(&t, s, k, ROLE_EPILOGUE, false);
-            kf_buf_puts(&j, ", \"template\": \"mm\", \"backend\": \"standard\", \"prologue\": [");
+            kf_buf_puts(&j, ", \"template\": ");
+            json_str(&j, tn);
+            kf_buf_puts(&j, ", \"backend\": ");
+            json_str(&j, bn);
+            kf_buf_puts(&j, ", \"prologue\": [");
             list_nodes(&j, s, k, ROLE_PROLOGUE, true);
             kf_buf_puts(&j, "], \"epilogue\": [");
             list_nodes(&j, s, k, ROLE_EPILOGUE, true);
+            kf_buf_puts(&j, "], \"unfused_epilogues\": [");
+            bool first = true;
+            for (int n = 0; n < s->g->nnodes; n++) {
+                if (!s->unfused[n] || s->unfused_of[n] != k->anchor->id) continue;
+                char lb[64];
+                const char *name = kf_node_label(s->g->nodes[n], lb, sizeof lb);
+                kf_buf_printf(&t, "\n    unfused epilogue: %s (%s)", name, s->unfused[n]);
+                kf_buf_puts(&j, first ? "{\"node\": " : ", {\"node\": ");
+                json_str(&j, name);
+                kf_buf_puts(&j, ", \"reason\": ");
+                json_str(&j, s->unfused[n]);
+                kf_buf_puts(&j, "}");
+                first = false;
+            }
             kf_buf_puts(&j, "]");
         }
         kf_buf_puts(&t, "\n    nodes: ");
@@ -116,23 +139,35 @@ kf_compiled *kf_compile(kf_graph *g, const kf_options *opt)
     if (kf_graph_verify(g)) return NULL;
     if (o.dump) kf_graph_dump(g, o.dump, "verify");
 
-    kf_sched_opts so = {.no_fusion = o.no_fusion != 0, .no_template_fusion = o.no_template_fusion != 0};
-    kf_sched *s = kf_sched_new(g, &so);
-    if (!s) return NULL;
-    if (o.dump) kf_sched_dump(s, o.dump);
-
     kf_compiled *c = kf_malloc(ctx, sizeof *c);
-    if (!c) {
-        kf_sched_free(s);
-        return NULL;
+    if (c) {
+        memset(c, 0, sizeof *c);
+        c->ctx = ctx;
     }
-    memset(c, 0, sizeof *c);
-    c->ctx = ctx;
+    char *refused = kf_malloc(ctx, 2 * (size_t)g->nnodes + 2);
+    kf_sched *s = NULL;
+    if (!c || !refused) goto fail;
+    memset(refused, 0, 2 * (size_t)g->nnodes + 2);
     c->threads = o.threads;
+    kf_sched_opts so = {.no_fusion = o.no_fusion != 0, .no_template_fusion = o.no_template_fusion != 0,
+                        .refused_epilogue = refused, .refused_prologue = refused + g->nnodes + 1};
+    /* schedule and generate; what an external backend refuses is scheduled
+     * again as unfused work, until it accepts everything it is given */
+    for (int round = 0;; round++) {
+        if (!(s = kf_sched_new(g, &so))) goto fail;
+        if (o.dump) kf_sched_dump(s, o.dump);
+        int rc = kf_cg_c_generate(s, refused, refused + g->nnodes + 1, &c->prog);
+        if (rc < 0) goto fail;
+        if (rc == 0) break;
+        KF_ASSERT(round < g->nnodes + 2); /* each round unfuses something */
+        kf_sched_free(s);
+    }
     c->nkernels = s->nk;
-    if (kf_cg_c_generate(s, &c->prog) || build_explain(c, s)) goto fail;
+    if (build_explain(c, s)) goto fail;
     kf_sched_free(s);
     s = NULL;
+    kf_free(ctx, refused);
+    refused = NULL;
     if (o.dump) fprintf(o.dump, "# generated source: %zu bytes\n", strlen(c->prog.source));
 
     if (kf_jit_compile_c(ctx, c->prog.source, o.cache_dir, &c->lib)) goto fail;
@@ -156,6 +191,7 @@ kf_compiled *kf_compile(kf_graph *g, const kf_options *opt)
     return c;
 fail:
     kf_sched_free(s);
+    kf_free(ctx, refused);
     kf_compiled_free(c);
     return NULL;
 }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "kfuse.h"
+#include "kfuse_backend.h"
 
 #define KF_ASSERT(c)                                                         \
     do {                                                                     \
@@ -22,7 +23,7 @@ _Noreturn void kf_assert_fail(const char *what, const char *file, int line);
 /* ---- op table ---------------------------------------------------------- */
 enum {
     KF_K_LEAF, KF_K_POINTWISE, KF_K_VIEW, KF_K_REDUCE, KF_K_MATMUL,
-    KF_K_COMPOSITE
+    KF_K_COMPOSITE, KF_K_EXTERN, KF_K_RESULT
 };
 enum {
     KF_F_FLOAT = 1, KF_F_NUMERIC = 2, KF_F_BOOLOUT = 4, KF_F_BOOLIN = 8
@@ -43,12 +44,17 @@ extern const kf_opinfo kf_ops[KF_NOPS];
 int kf_op_lookup(const char *name); /* -1 if unknown */
 
 /* ---- context ----------------------------------------------------------- */
+#define KF_MAX_BACKENDS 16
 struct kf_ctx {
     kf_allocator al;
     kf_status status;
     char msg[8192];
+    const struct kf_backend *backends[KF_MAX_BACKENDS];
+    void *plugin[KF_MAX_BACKENDS];  /* dlopen handle when loaded from a file */
+    int nbackends;
 };
 
+void kf_ctx_release_backends(kf_ctx *ctx); /* destroys and unloads plug-ins */
 void *kf_malloc(kf_ctx *ctx, size_t n);  /* sets KF_ERR_NOMEM on failure */
 void *kf_realloc(kf_ctx *ctx, void *p, size_t n);
 void kf_free(kf_ctx *ctx, void *p);
@@ -111,6 +117,14 @@ struct kf_node {
     const char *file;       /* the place it was written, for errors */
     int line, col;
     int input_index;        /* position among inputs, or -1 */
+    /* KF_OP_EXTERN: the backend whose template this is, the op it claimed,
+     * how many results; KF_OP_RESULT: attr.start is the result's position,
+     * ref the same result lowered to kfuse's own ops (the interpreter's
+     * reference, dead for the compiler) */
+    const struct kf_backend *backend;
+    const char *ext_op;
+    int nresults;
+    kf_node *ref;
     int nusers;             /* filled by kf_graph_count_users */
 };
 
@@ -140,6 +154,9 @@ void kf_graph_count_users(kf_graph *g);
 /* Checks every invariant the passes rely on; returns 0 or -1 with error. */
 int kf_graph_verify(kf_graph *g);
 void kf_graph_dump(const kf_graph *g, FILE *f, const char *after);
+
+/* The backend ABI's view of a node (contiguous strides). */
+void kf_tensor_desc_of(const kf_node *n, kf_tensor_desc *d, char *label, size_t labelsz);
 
 /* Reduction helpers: is axis d reduced by n (a KF_K_REDUCE node)? */
 bool kf_reduce_has_axis(const kf_node *n, int d);

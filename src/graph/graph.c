@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../kfuse-impl.h"
+#include "kfuse_backend.h"
 
 const kf_opinfo kf_ops[KF_NOPS] = {
 #define KF_OP(E, name, nin, kind, flags, cexpr, ref) {name, nin, kind, flags, cexpr},
@@ -693,6 +694,73 @@ static kf_node *apply_rms_norm(kf_graph *g, kf_node **in, const kf_attrs *a)
     return op2(g, KF_OP_MUL, op2(g, KF_OP_MUL, x, r), in[1]);
 }
 
+/* ---- external templates ---- */
+
+void kf_tensor_desc_of(const kf_node *n, kf_tensor_desc *d, char *label, size_t labelsz)
+{
+    memset(d, 0, sizeof *d);
+    d->name = kf_node_label(n, label, labelsz);
+    d->dtype = n->dtype;
+    d->ndim = n->ndim;
+    int64_t st = 1;
+    for (int i = n->ndim - 1; i >= 0; i--) {
+        d->shape[i] = n->shape[i];
+        d->strides[i] = st;
+        st *= n->shape[i];
+    }
+}
+
+/* A composite is lowered to kfuse's own ops first (the reference), then
+ * offered to the backends; one that claims it gets an extern node whose
+ * results stand in for the lowered ones, which stay behind, unused, as the
+ * interpreter's oracle. */
+static int apply_composite(kf_graph *g, kf_op op, kf_node **in, int nin, const kf_attrs *attrs,
+                           kf_node **out)
+{
+    kf_node *x = in[0];
+    int ax = composite_axis(g, kf_ops[op].name, x, attrs);
+    if (ax < 0) return -1;
+    int nres = op == KF_OP_LAYER_NORM ? 3 : 1;
+    kf_node *low[3] = {0};
+    if (op == KF_OP_LAYER_NORM) {
+        if (apply_layer_norm(g, in, nin, attrs, low)) return -1;
+    } else if (!(low[0] = op == KF_OP_SOFTMAX ? apply_softmax(g, x, attrs) : apply_rms_norm(g, in, attrs))) {
+        return -1;
+    }
+    for (int i = 0; i < nres; i++) out[i] = low[i];
+    kf_ctx *ctx = g->ctx;
+    if (!ctx->nbackends) return 0;
+    kf_attrs at = attrs ? *attrs : (kf_attrs){0};
+    at.naxes = 1;
+    at.axes[0] = ax;
+    if (!at.has_eps) at.eps = op == KF_OP_RMS_NORM ? 1e-6 : 1e-5;
+    at.has_eps = 1;
+    kf_tensor_desc ind[3], outd[3];
+    char lb[6][64];
+    for (int i = 0; i < nin; i++) kf_tensor_desc_of(in[i], &ind[i], lb[i], sizeof lb[i]);
+    for (int i = 0; i < nres; i++) kf_tensor_desc_of(low[i], &outd[i], lb[3 + i], sizeof lb[3 + i]);
+    kf_op_query q = {kf_ops[op].name, &at, KF_DEVICE_CPU, nin, ind, nres, outd};
+    for (int b = 0; b < ctx->nbackends; b++) {
+        const kf_backend *be = ctx->backends[b];
+        if (!be->implements || !be->implements(be->ctx, &q)) continue;
+        kf_node *e = new_node(g, KF_OP_EXTERN, x->dtype, 0, NULL, nin, in);
+        if (!e) return -1;
+        e->attr = at;
+        e->backend = be;
+        e->ext_op = kf_ops[op].name;
+        e->nresults = nres;
+        for (int i = 0; i < nres; i++) {
+            kf_node *r = new_node(g, KF_OP_RESULT, low[i]->dtype, low[i]->ndim, low[i]->shape, 1, &e);
+            if (!r) return -1;
+            r->attr.start = i;
+            r->ref = low[i];
+            out[i] = r;
+        }
+        break;
+    }
+    return 0;
+}
+
 /* ---- the generic entry ---- */
 
 int kf_op_arity(const char *op)
@@ -738,7 +806,7 @@ int kf_apply_multi(kf_graph *g, const char *opname, int nin, kf_node *const *inp
             if (!kf_dtype_is_float(in[i]->dtype))
                 return op_err(g, opname, "needs floating-point operands, not %s",
                               kf_dtype_name(in[i]->dtype)), -1;
-    if (op == KF_OP_LAYER_NORM) return apply_layer_norm(g, in, nin, attrs, out);
+    if (oi->kind == KF_K_COMPOSITE) return apply_composite(g, op, in, nin, attrs, out);
     kf_node *r = NULL;
     switch (oi->kind) {
     case KF_K_POINTWISE: r = apply_pointwise(g, op, nin, in, attrs); break;
@@ -756,10 +824,6 @@ int kf_apply_multi(kf_graph *g, const char *opname, int nin, kf_node *const *inp
         case KF_OP_CONCAT: r = apply_concat(g, nin, in, attrs); break;
         default: KF_ASSERT(0);
         }
-        break;
-    case KF_K_COMPOSITE:
-        if (op == KF_OP_SOFTMAX) r = apply_softmax(g, in[0], attrs);
-        else r = apply_rms_norm(g, in, attrs);
         break;
     default: KF_ASSERT(0);
     }

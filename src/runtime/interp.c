@@ -399,6 +399,10 @@ kf_status kf_interpret(kf_graph *g, const void *const *inputs, void *const *outp
     for (int i = 0; i < nn; i++)
         for (int j = 0; j < g->nodes[i]->nin; j++) last[g->nodes[i]->in[j]->id] = i;
     for (int i = 0; i < g->noutputs; i++) last[g->outputs[i]->id] = nn;
+    /* an external template's results are its lowered reference's values */
+    for (int i = 0; i < nn; i++)
+        if (g->nodes[i]->op == KF_OP_RESULT && last[g->nodes[i]->ref->id] < i)
+            last[g->nodes[i]->ref->id] = i;
 
     for (int i = 0; i < nn; i++) {
         kf_node *n = g->nodes[i];
@@ -428,6 +432,11 @@ kf_status kf_interpret(kf_graph *g, const void *const *inputs, void *const *outp
         case KF_K_VIEW: eval_view(n, out, v); break;
         case KF_K_REDUCE: eval_reduce(n, out, v); break;
         case KF_K_MATMUL: eval_matmul(n, out, v); break;
+        case KF_K_EXTERN: out[0] = 0; break;
+        case KF_K_RESULT:
+            KF_ASSERT(v[n->ref->id]);
+            memcpy(out, v[n->ref->id], sizeof *out * (size_t)numel);
+            break;
         default: KF_ASSERT(!"kf_interpret: composite op left in the graph");
         }
         for (int64_t k = 0; k < numel; k++) out[k] = round_to(n->dtype, out[k]);

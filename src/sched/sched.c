@@ -37,7 +37,12 @@ typedef struct sctx {
 static bool is_anchor(const kf_node *n)
 {
     int k = kf_ops[n->op].kind;
-    return k == KF_K_REDUCE || k == KF_K_MATMUL;
+    return k == KF_K_REDUCE || k == KF_K_MATMUL || k == KF_K_EXTERN;
+}
+
+static bool is_template(const kf_node *n)
+{
+    return n->op == KF_OP_MATMUL || n->op == KF_OP_EXTERN;
 }
 
 static bool same_shape(const kf_node *a, const kf_node *b)
@@ -122,7 +127,11 @@ static void find_homes(sctx *c)
         kf_node *n = g->nodes[i];
         int kind = kf_ops[n->op].kind;
         home[i] = -1;
-        if (n->op == KF_OP_SCALAR || kind == KF_K_VIEW) continue;
+        if (!c->s->live[i] || n->op == KF_OP_SCALAR || kind == KF_K_VIEW) continue;
+        if (n->op == KF_OP_RESULT) {
+            home[i] = n->in[0]->id; /* computed by its template */
+            continue;
+        }
         if (kind != KF_K_POINTWISE || c->s->is_output[i] || c->o.no_fusion) {
             home[i] = i;
             continue;
@@ -132,10 +141,14 @@ static void find_homes(sctx *c)
             home[i] = i; /* dead: realised, harmless */
             continue;
         }
-        bool to_mm = false;
-        for (int j = 0; j < ne; j++) to_mm |= eu[j]->op == KF_OP_MATMUL;
-        if (to_mm) {
-            if (ne == 1 && !c->o.no_template_fusion && prologue_ok(c, n)) {
+        bool to_tmpl = false;
+        for (int j = 0; j < ne; j++) to_tmpl |= is_template(eu[j]);
+        if (to_tmpl) {
+            /* a backend's kernel reads each input once per use: any chain
+             * may be its prologue, unless the backend refused it */
+            bool ok = eu[0]->op == KF_OP_EXTERN
+                ? !(c->o.refused_prologue && c->o.refused_prologue[i]) : prologue_ok(c, n);
+            if (ne == 1 && !c->o.no_template_fusion && ok) {
                 home[i] = eu[0]->id;
                 c->prologue[i] = 1;
             } else {
@@ -171,6 +184,7 @@ static bool depends(kf_node *n, const kf_node *target, char *memo)
 
 typedef struct epi_scan {
     int group;        /* anchor id of the group read, -1 none, -2 several */
+    int result;       /* external templates: the result read, -1, -2 several */
     bool ident_ok;    /* every group read is at the stored index */
     kf_node *other[256];
     int nother;
@@ -201,6 +215,11 @@ static void scan_reads(sctx *c, kf_node *r, kf_node *x, bool ident, epi_scan *e,
             if (e->group == -1) e->group = grp;
             else if (e->group != grp) e->group = -2;
             if (!yid) e->ident_ok = false;
+            int res = y->op == KF_OP_RESULT ? y->id : c->s->result_of[y->id];
+            if (res >= 0) {
+                if (e->result == -1) e->result = res;
+                else if (e->result != res) e->result = -2;
+            }
         } else if (e->nother < 256) {
             e->other[e->nother++] = y;
         } else {
@@ -225,19 +244,44 @@ static void merge_epilogues(sctx *c)
         if (home[i] != i || kf_ops[r->op].kind != KF_K_POINTWISE) continue;
         memset(vis, 0, (size_t)g->nnodes * 2);
         e->group = -1;
+        e->result = -1;
         e->ident_ok = true;
         e->nother = 0;
         e->overflow = false;
         scan_reads(c, r, r, true, e, vis);
-        if (e->group < 0 || !e->ident_ok || e->overflow) continue;
+        const char **why = &c->s->unfused[i];
+        if (e->group == -1) continue;
+        if (e->group == -2) {
+            *why = "reads the outputs of more than one template or reduction";
+            continue;
+        }
         kf_node *a = g->nodes[e->group];
-        if (a->op == KF_OP_MATMUL && c->o.no_template_fusion) continue;
-        if (!same_shape(a, r)) continue;
-        memset(memo, 0, (size_t)g->nnodes);
-        bool cyc = false;
-        for (int j = 0; j < e->nother && !cyc; j++) cyc = depends(e->other[j], a, memo);
-        if (cyc) continue;
-        c->anchor_of[i] = a->id;
+        kf_node *out = e->result >= 0 ? g->nodes[e->result] : a;
+        c->s->unfused_of[i] = a->id;
+        if (e->result == -2) {
+            *why = "reads more than one output of the template";
+        } else if (!e->ident_ok) {
+            *why = "reads the output at another index (a view or a broadcast)";
+        } else if (e->overflow) {
+            *why = "reads too many buffers";
+        } else if (is_template(a) && c->o.no_template_fusion) {
+            *why = "template fusion is off";
+        } else if (!same_shape(out, r)) {
+            *why = "iterates over another shape than the output";
+        } else if (a->op == KF_OP_EXTERN && c->o.refused_epilogue && c->o.refused_epilogue[i]) {
+            *why = "refused by the backend";
+        } else {
+            memset(memo, 0, (size_t)g->nnodes);
+            bool cyc = false;
+            for (int j = 0; j < e->nother && !cyc; j++) cyc = depends(e->other[j], a, memo);
+            if (cyc) {
+                *why = "reads a buffer that depends on the template";
+                continue;
+            }
+            c->anchor_of[i] = a->id;
+            c->s->unfused_of[i] = -1;
+            if (a->op == KF_OP_EXTERN) c->s->result_of[i] = out->id;
+        }
     }
 out:
     kf_free(g->ctx, vis);
@@ -270,16 +314,26 @@ kf_sched *kf_sched_new(kf_graph *g, const kf_sched_opts *o)
     s->kern = kf_arena_alloc(&s->arena, sizeof(int) * nn);
     s->stored = kf_arena_alloc(&s->arena, sizeof(bool) * nn);
     s->is_output = kf_arena_alloc(&s->arena, sizeof(bool) * nn);
+    s->live = kf_arena_alloc(&s->arena, sizeof(bool) * nn);
+    s->result_of = kf_arena_alloc(&s->arena, sizeof(int) * nn);
+    s->unfused = kf_arena_alloc(&s->arena, sizeof(char *) * nn);
+    s->unfused_of = kf_arena_alloc(&s->arena, sizeof(int) * nn);
     c.users = kf_arena_alloc(&s->arena, sizeof(ulist) * nn);
     c.anchor_of = kf_arena_alloc(&s->arena, sizeof(int) * nn);
     c.prologue = kf_arena_alloc(&s->arena, nn);
     int *kidx = kf_arena_alloc(&s->arena, sizeof(int) * nn);
     if (!s->home || !s->kern || !s->stored || !s->is_output || !c.users || !c.anchor_of ||
-        !c.prologue || !kidx)
+        !c.prologue || !kidx || !s->live || !s->result_of || !s->unfused || !s->unfused_of)
         goto fail;
-    for (int i = 0; i < g->noutputs; i++) s->is_output[g->outputs[i]->id] = true;
+    for (int i = 0; i < g->noutputs; i++) s->is_output[g->outputs[i]->id] = s->live[g->outputs[i]->id] = true;
+    for (int i = g->nnodes - 1; i >= 0; i--) {
+        s->result_of[i] = s->unfused_of[i] = -1;
+        if (s->live[i])
+            for (int j = 0; j < g->nodes[i]->nin; j++) s->live[g->nodes[i]->in[j]->id] = true;
+    }
     for (int i = 0; i < g->nnodes; i++) {
         kf_node *n = g->nodes[i];
+        if (!s->live[i]) continue;
         for (int j = 0; j < n->nin; j++) {
             ulist *u = &c.users[n->in[j]->id];
             bool dup = false;
@@ -308,7 +362,10 @@ kf_sched *kf_sched_new(kf_graph *g, const kf_sched_opts *o)
         kidx[i] = nk++;
         int kind = kf_ops[n->op].kind;
         k->kind = kind == KF_K_MATMUL ? KF_KERN_TEMPLATE
+                : kind == KF_K_EXTERN ? KF_KERN_EXTERN
                 : kind == KF_K_REDUCE ? KF_KERN_REDUCTION : KF_KERN_POINTWISE;
+        k->prologue = kf_arena_alloc(&s->arena, sizeof(kf_node *) * (size_t)(n->nin + 1));
+        if (!k->prologue) goto fail;
         if (k->kind != KF_KERN_POINTWISE) k->anchor = n;
         else if (!push_node(s, &k->roots, &k->nroots, n)) goto fail;
     }
@@ -333,8 +390,8 @@ kf_sched *kf_sched_new(kf_graph *g, const kf_sched_opts *o)
     }
     for (int i = 0; i < nk; i++) {
         kf_node *a = ks[i]->anchor;
-        if (!a || a->op != KF_OP_MATMUL) continue;
-        for (int j = 0; j < 2; j++) {
+        if (!a || !is_template(a)) continue;
+        for (int j = 0; j < a->nin; j++) {
             kf_node *src = view_source(a->in[j]);
             if (src && c.prologue[src->id] && s->home[src->id] == a->id) ks[i]->prologue[j] = a->in[j];
         }
@@ -346,7 +403,7 @@ kf_sched *kf_sched_new(kf_graph *g, const kf_sched_opts *o)
     }
     for (int i = 0; i < g->nnodes; i++) {
         kf_node *x = g->nodes[i];
-        if (kf_node_is_view(x) || x->op == KF_OP_SCALAR) continue;
+        if (!s->live[i] || kf_node_is_view(x) || x->op == KF_OP_SCALAR) continue;
         int kx = s->kern[i];
         for (int j = 0; j < x->nin; j++) {
             /* everything x reads through views */

@@ -9,7 +9,7 @@
 
 #include "../kfuse-impl.h"
 
-typedef enum { KF_KERN_POINTWISE, KF_KERN_REDUCTION, KF_KERN_TEMPLATE } kf_kern_kind;
+typedef enum { KF_KERN_POINTWISE, KF_KERN_REDUCTION, KF_KERN_TEMPLATE, KF_KERN_EXTERN } kf_kern_kind;
 
 typedef struct kf_kernel {
     kf_kern_kind kind;
@@ -17,7 +17,7 @@ typedef struct kf_kernel {
     kf_node **roots;        /* realised nodes computed here, in topo order:
                                the pointwise root, or the anchor's epilogues */
     int nroots;
-    kf_node *prologue[2];   /* template inputs computed while loading, or NULL */
+    kf_node **prologue;     /* per template input: computed while loading, or NULL */
     kf_node **nodes;        /* every node computed here (explain) */
     int nnodes;
     int id;                 /* position in run order */
@@ -34,10 +34,20 @@ typedef struct kf_sched {
     bool *stored;           /* per node: has a buffer (input, const, realised
                                and read by another kernel, or output) */
     bool *is_output;
+    bool *live;             /* per node: an output depends on it */
+    int *result_of;         /* per epilogue root of an external template: the
+                               result node it hangs from, else -1 */
+    const char **unfused;   /* per pointwise root reading a template or
+                               reduction it did not join: why, else NULL */
+    int *unfused_of;        /* ... and that anchor's id */
 } kf_sched;
 
 typedef struct kf_sched_opts {
     bool no_fusion, no_template_fusion;
+    /* what external backends refused, per node (NULL: nothing): an epilogue
+     * root that must stay out of its template, a prologue input that must
+     * be realised */
+    const char *refused_epilogue, *refused_prologue;
 } kf_sched_opts;
 
 /* Builds the schedule of g; NULL with an error on the context on failure. */

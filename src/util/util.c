@@ -39,6 +39,7 @@ kf_ctx *kf_ctx_new(const kf_allocator *al)
 void kf_ctx_free(kf_ctx *ctx)
 {
     if (!ctx) return;
+    kf_ctx_release_backends(ctx);
     kf_allocator a = ctx->al;
     a.free(a.ud, ctx);
 }

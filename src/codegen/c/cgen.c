@@ -40,6 +40,13 @@ typedef struct cg {
     memo_ent *memo;
     int nmemo, capmemo;
     kf_kernel *k;
+    /* external templates: hooks address buffers by their index in the
+     * fusion spec; local[slot] is that index, or -1 */
+    int *local;
+    int *local_slot;       /* spec buffer -> slot */
+    int nlocal;
+    char *refused_epi, *refused_pro; /* per node, out: what a backend refused */
+    bool retry;
 } cg;
 
 /* ---- small helpers ---- */
@@ -141,9 +148,17 @@ static const char *linear(cg *c, const kf_node *n, const kidx *ix)
 static const char *ptr(cg *c, const kf_node *n, bool write)
 {
     int s = c->slot[n->id];
-    KF_ASSERT(s >= 0);
+    if (s < 0) {
+        /* only after an allocation failure lost a memo entry */
+        KF_ASSERT(c->ctx->status != KF_OK);
+        return "p0";
+    }
     c->slot_used[s] = true;
     if (write) c->slot_written[s] = true;
+    if (c->local && c->local[s] < 0) {
+        c->local_slot[c->nlocal] = s;
+        c->local[s] = c->nlocal++;
+    }
     return fmt(c, "p%d", s);
 }
 
@@ -243,6 +258,7 @@ static kidx bcast_idx(const kf_node *y, const kidx *ix)
 }
 
 static const char *gen(cg *c, kf_node *n, const kidx *ix);
+static const char *pointwise(cg *c, kf_node *n, const kidx *ix);
 
 static const char *gen_view(cg *c, kf_node *n, const kidx *ix)
 {
@@ -330,6 +346,12 @@ static const char *gen(cg *c, kf_node *n, const kidx *ix)
         return v;
     }
     KF_ASSERT(kind == KF_K_POINTWISE);
+    return pointwise(c, n, ix);
+}
+
+/* Computes pointwise node n at ix from its operands into a new temporary. */
+static const char *pointwise(cg *c, kf_node *n, const kidx *ix)
+{
     const char *args[3] = {"0", "0", "0"};
     for (int i = 0; i < n->nin; i++) {
         kidx yi = bcast_idx(n->in[i], ix);
@@ -341,32 +363,21 @@ static const char *gen(cg *c, kf_node *n, const kidx *ix)
     else e = expand(c, kf_ops[n->op].cexpr, args, tletter(it));
     if (kf_ops[n->op].flags & KF_F_BOOLOUT) e = fmt(c, "(int64_t)%s", e);
     else if (n->op != KF_OP_CAST) e = fit_dtype(c, n->dtype, e);
-    v = newtmp(c);
+    const char *v = newtmp(c);
     kf_emit(c->body, "const %s %s = %s;", ctype(n->dtype), v, e);
     memo_put(c, n, ix, v);
     return v;
 }
 
-/* Computes and stores the kernel's roots at index ix (their own shape). */
-static void gen_roots(cg *c, const kidx *ix)
+/* Computes and stores the kernel's roots at index ix (their own shape);
+ * for an external template only those hanging from result node `of`. */
+static void gen_roots(cg *c, const kidx *ix, int of)
 {
     for (int i = 0; i < c->k->nroots; i++) {
         kf_node *r = c->k->roots[i];
+        if (of >= 0 && c->s->result_of[r->id] != of) continue;
         /* the root's own value: expand its operands, not a buffer load */
-        const char *args[3] = {"0", "0", "0"};
-        for (int j = 0; j < r->nin; j++) {
-            kidx yi = bcast_idx(r->in[j], ix);
-            args[j] = gen(c, r->in[j], &yi);
-        }
-        kf_dtype it = r->nin ? r->in[r->nin - 1]->dtype : r->dtype;
-        const char *e;
-        if (r->op == KF_OP_CAST) e = convert(c, r->in[0]->dtype, r->dtype, args[0]);
-        else e = expand(c, kf_ops[r->op].cexpr, args, tletter(it));
-        if (kf_ops[r->op].flags & KF_F_BOOLOUT) e = fmt(c, "(int64_t)%s", e);
-        else if (r->op != KF_OP_CAST) e = fit_dtype(c, r->dtype, e);
-        const char *v = newtmp(c);
-        kf_emit(c->body, "const %s %s = %s;", ctype(r->dtype), v, e);
-        memo_put(c, r, ix, v);
+        const char *v = pointwise(c, r, ix);
         if (c->s->stored[r->id])
             kf_emit(c->body, "%s[%s] = %s;", ptr(c, r, true), linear(c, r, ix), store_conv(c, r->dtype, v));
     }
@@ -435,7 +446,7 @@ static void emit_decls(cg *c, kf_buf *out, int indent)
             if (c->slot[i] == s) n = c->g->nodes[i];
         kf_buf_printf(out, "%*s%s%s *KF_RESTRICT p%d = (%s%s *)B[%d];\n", indent * 4, "",
                       c->slot_written[s] ? "" : "const ", stype(n->dtype), s,
-                      c->slot_written[s] ? "" : "const ", stype(n->dtype), s);
+                      c->slot_written[s] ? "" : "const ", stype(n->dtype), c->local ? c->local[s] : s);
     }
 }
 
@@ -470,7 +481,7 @@ static void gen_pointwise(cg *c, kf_buf *out)
     kidx ix;
     loop_vars(c, &ix, "i", r->ndim);
     int nl = open_loops(c, "i", r->ndim, r->shape, kf_node_numel(r), true);
-    gen_roots(c, &ix);
+    gen_roots(c, &ix, -1);
     close_loops(c, nl);
     end_fn(c, out, &body, fmt(c, "static void kf_k%d(void **B)", c->k->id));
 }
@@ -521,7 +532,7 @@ static void gen_reduction(cg *c, kf_buf *out)
     memo_put(c, a, &oix, av);
     if (c->s->stored[a->id])
         kf_emit(c->body, "%s[%s] = %s;", ptr(c, a, true), linear(c, a, &oix), store_conv(c, a->dtype, av));
-    gen_roots(c, &oix);
+    gen_roots(c, &oix, -1);
     close_loops(c, nl);
     end_fn(c, out, &body, fmt(c, "static void kf_k%d(void **B)", c->k->id));
 }
@@ -588,7 +599,7 @@ static void gen_template(cg *c, kf_buf *out)
     memo_put(c, mm, &oix, av);
     if (c->s->stored[mm->id])
         kf_emit(c->body, "%s[%s] = %s;", ptr(c, mm, true), linear(c, mm, &oix), store_conv(c, mm->dtype, av));
-    gen_roots(c, &oix);
+    gen_roots(c, &oix, -1);
     end_fn(c, out, &body,
            fmt(c, "KF_INLINE void kf_k%d_epilogue(void **B, int64_t b, int64_t m, int64_t n, %s acc)", id, T));
     kf_buf_printf(out, "\n#define KF_MM_FN kf_k%d\n#define KF_MM_T %s\n#define KF_MM_T_IS_DOUBLE %d\n", id, T,
@@ -613,6 +624,307 @@ static void gen_template(cg *c, kf_buf *out)
                      "#undef KF_MM_LOAD_B\n#undef KF_MM_STORE\n");
     if (pa) kf_buf_puts(out, "#undef KF_MM_A_PTR\n");
     if (pb) kf_buf_puts(out, "#undef KF_MM_B_PTR\n");
+}
+
+/* ---- external templates ---- */
+
+static int local_buf(cg *c, const kf_node *n)
+{
+    int s = c->slot[n->id];
+    KF_ASSERT(s >= 0);
+    if (c->local[s] < 0) {
+        c->local_slot[c->nlocal] = s;
+        c->local[s] = c->nlocal++;
+    }
+    return c->local[s];
+}
+
+/* The hook as an expression tree; *ok becomes false where it reads through a
+ * view, which the tree cannot express. */
+static const kf_expr *expr_of(cg *c, kf_node *n, const kf_node *value, bool *ok)
+{
+    kf_expr *e = kf_arena_alloc(c->ar, sizeof *e);
+    if (!e) return NULL;
+    e->dtype = n->dtype;
+    e->buffer = -1;
+    if (n == value) {
+        e->kind = KF_EXPR_VALUE;
+        return e;
+    }
+    if (n->op == KF_OP_SCALAR) {
+        e->kind = KF_EXPR_CONST;
+        e->value = n->scalar;
+        return e;
+    }
+    if (kf_node_is_view(n)) {
+        *ok = false;
+        e->kind = KF_EXPR_CONST;
+        return e;
+    }
+    bool inlined = c->s->kern[n->id] == c->k->id && kf_ops[n->op].kind == KF_K_POINTWISE &&
+                   (c->s->home[n->id] != n->id || (value && c->s->result_of[n->id] == value->id));
+    if (!inlined) {
+        e->kind = KF_EXPR_LOAD;
+        e->buffer = local_buf(c, n);
+        return e;
+    }
+    e->kind = KF_EXPR_OP;
+    e->op = kf_ops[n->op].name;
+    e->nargs = n->nin;
+    const kf_expr **args = kf_arena_alloc(c->ar, sizeof *args * (size_t)(n->nin + 1));
+    if (!args) return NULL;
+    for (int i = 0; i < n->nin; i++) args[i] = expr_of(c, n->in[i], value, ok);
+    e->args = args;
+    return e;
+}
+
+/* The local buffers the current function used. */
+static int used_locals(cg *c, int *out)
+{
+    int n = 0;
+    for (int l = 0; l < c->nlocal; l++)
+        if (c->slot_used[c->local_slot[l]]) out[n++] = l;
+    return n;
+}
+
+static const char *index_params(cg *c, int nd, kidx *ix)
+{
+    kf_buf b;
+    kf_buf_init(&b, c->ctx);
+    ix->nd = nd;
+    for (int d = 0; d < nd; d++) {
+        ix->e[d] = fmt(c, "i%d", d);
+        kf_buf_printf(&b, ", int64_t i%d", d);
+    }
+    char *str = kf_buf_take(&b);
+    const char *r = str ? kf_arena_strdup(c->ar, str) : "";
+    kf_free(c->ctx, str);
+    return r;
+}
+
+static void gen_extern(cg *c, kf_buf *out)
+{
+    kf_kernel *k = c->k;
+    kf_node *e = k->anchor;
+    const kf_backend *be = e->backend;
+    int id = k->id, nres = e->nresults, nin = e->nin;
+    size_t nslots = 0;
+    for (int i = 0; i < c->g->nnodes; i++)
+        if (c->slot[i] >= (int)nslots) nslots = (size_t)c->slot[i] + 1;
+    c->local = kf_arena_alloc(c->ar, sizeof(int) * (nslots + 1));
+    c->local_slot = kf_arena_alloc(c->ar, sizeof(int) * (nslots + 1));
+    int *used = kf_arena_alloc(c->ar, sizeof(int) * (nslots + 1));
+    kf_node **res = kf_arena_alloc(c->ar, sizeof *res * (size_t)(nres + 1));
+    kf_tensor_desc *ind = kf_arena_alloc(c->ar, sizeof *ind * (size_t)(nin + 1));
+    kf_tensor_desc *outd = kf_arena_alloc(c->ar, sizeof *outd * (size_t)(nres + 1));
+    int *inbuf = kf_arena_alloc(c->ar, sizeof(int) * (size_t)(nin + 1));
+    int *outbuf = kf_arena_alloc(c->ar, sizeof(int) * (size_t)(nres + 1));
+    kf_hook *epi = kf_arena_alloc(c->ar, sizeof *epi * (size_t)(nres + 1));
+    kf_hook *pro = kf_arena_alloc(c->ar, sizeof *pro * (size_t)(nin + 1));
+    char *lbl = kf_arena_alloc(c->ar, 64 * (size_t)(nin + nres + 1));
+    bool *written = kf_arena_alloc(c->ar, nslots + 1);
+    int *pro_of = kf_arena_alloc(c->ar, sizeof(int) * (nslots + 1));
+    if (!c->local || !c->local_slot || !used || !res || !ind || !outd || !inbuf || !outbuf || !epi ||
+        !pro || !lbl || !written || !pro_of)
+        goto done;
+    for (size_t s = 0; s <= nslots; s++) c->local[s] = pro_of[s] = -1;
+    c->nlocal = 0;
+    for (int i = 0; i < k->nnodes; i++)
+        if (k->nodes[i]->op == KF_OP_RESULT && k->nodes[i]->in[0] == e) res[k->nodes[i]->attr.start] = k->nodes[i];
+    kf_buf hooks;
+    kf_buf_init(&hooks, c->ctx);
+    kf_buf body;
+    int nepi = 0, npro = 0;
+
+    /* inputs: plain buffers, or prologue hooks */
+    for (int i = 0; i < nin; i++) {
+        kf_node *x = e->in[i];
+        kf_tensor_desc_of(x, &ind[i], lbl + 64 * i, 64);
+        inbuf[i] = -1;
+        if (!k->prologue[i] && !kf_node_is_view(x)) {
+            inbuf[i] = local_buf(c, x);
+            continue;
+        }
+        kf_hook *h = &pro[npro++];
+        const char *T = x->dtype == KF_F64 ? "double" : "float";
+        h->target = i;
+        h->fn = fmt(c, "kf_k%d_prologue%d", id, i);
+        begin_fn(c, &body);
+        kidx ix;
+        const char *params = index_params(c, x->ndim, &ix);
+        kf_emit(c->body, "return %s;", convert(c, x->dtype, x->dtype == KF_F64 ? KF_F64 : KF_F32, gen(c, x, &ix)));
+        int nu = used_locals(c, used);
+        kf_buf code;
+        kf_buf_init(&code, c->ctx);
+        end_fn(c, &code, &body, fmt(c, "KF_INLINE %s %s(void **B%s)", T, h->fn, params));
+        char *cs = kf_buf_take(&code);
+        h->code = cs ? kf_arena_strdup(c->ar, cs) : "";
+        if (cs) kf_buf_puts(&hooks, cs);
+        kf_free(c->ctx, cs);
+        int *src = kf_arena_alloc(c->ar, sizeof(int) * (size_t)(nu + 1));
+        if (!src) goto fail_hooks;
+        for (int j = 0; j < nu; j++) {
+            src[j] = used[j];
+            if (pro_of[used[j]] < 0) pro_of[used[j]] = i;
+        }
+        h->nsources = h->nbuffers = nu;
+        h->sources = h->buffers = src;
+        bool ok = true;
+        h->expr = expr_of(c, x, NULL, &ok);
+        if (!ok) h->expr = NULL;
+        h->names = "";
+    }
+    /* outputs: stored ones are buffers; each with fused nodes gets a hook */
+    for (int r = 0; r < nres; r++) {
+        kf_node *rn = res[r];
+        outbuf[r] = -1;
+        if (!rn) continue;
+        kf_tensor_desc_of(rn, &outd[r], lbl + 64 * (nin + r), 64);
+        if (c->s->stored[rn->id]) outbuf[r] = local_buf(c, rn);
+        int nroots = 0;
+        for (int i = 0; i < k->nroots; i++) nroots += c->s->result_of[k->roots[i]->id] == rn->id;
+        if (!nroots) continue;
+        kf_hook *h = &epi[nepi++];
+        const char *T = rn->dtype == KF_F64 ? "double" : "float";
+        h->target = r;
+        h->fn = fmt(c, "kf_k%d_epilogue%d", id, r);
+        begin_fn(c, &body);
+        kidx ix;
+        const char *params = index_params(c, rn->ndim, &ix);
+        const char *av = newtmp(c);
+        kf_emit(c->body, "const %s %s = %s;", ctype(rn->dtype), av, fit_dtype(c, rn->dtype, "acc"));
+        memo_put(c, rn, &ix, av);
+        int *sb = kf_arena_alloc(c->ar, sizeof(int) * (size_t)(nroots + 2));
+        const kf_expr **se = kf_arena_alloc(c->ar, sizeof *se * (size_t)(nroots + 2));
+        if (!sb || !se) goto fail_hooks;
+        bool ok = true;
+        int ns = 0;
+        if (outbuf[r] >= 0) {
+            kf_emit(c->body, "%s[%s] = %s;", ptr(c, rn, true), linear(c, rn, &ix), store_conv(c, rn->dtype, av));
+            sb[ns] = outbuf[r];
+            se[ns++] = expr_of(c, rn, rn, &ok);
+        }
+        gen_roots(c, &ix, rn->id);
+        for (int i = 0; i < k->nroots; i++) {
+            kf_node *root = k->roots[i];
+            if (c->s->result_of[root->id] != rn->id || !c->s->stored[root->id]) continue;
+            sb[ns] = local_buf(c, root);
+            se[ns++] = expr_of(c, root, rn, &ok);
+        }
+        int nu = used_locals(c, used);
+        for (int s2 = 0; s2 < (int)nslots; s2++)
+            if (c->slot_written[s2]) written[s2] = true;
+        kf_buf code;
+        kf_buf_init(&code, c->ctx);
+        end_fn(c, &code, &body, fmt(c, "KF_INLINE void %s(void **B%s, %s acc)", h->fn, params, T));
+        char *cs = kf_buf_take(&code);
+        h->code = cs ? kf_arena_strdup(c->ar, cs) : "";
+        if (cs) kf_buf_puts(&hooks, cs);
+        kf_free(c->ctx, cs);
+        int *eb = kf_arena_alloc(c->ar, sizeof(int) * (size_t)(nu + 1));
+        if (!eb) goto fail_hooks;
+        int ne = 0;
+        for (int j = 0; j < nu; j++)
+            if (used[j] != outbuf[r]) eb[ne++] = used[j];
+        h->nbuffers = ne;
+        h->buffers = eb;
+        h->nstores = ns;
+        h->store_buffer = sb;
+        h->store_expr = ok ? se : NULL;
+        if (!ok) h->nstores = 0;
+        h->names = "";
+    }
+    /* the buffer table */
+    kf_buffer_desc *bufs = kf_arena_alloc(c->ar, sizeof *bufs * (size_t)(c->nlocal + 1));
+    char *blbl = kf_arena_alloc(c->ar, 64 * (size_t)(c->nlocal + 1));
+    if (!bufs || !blbl) goto fail_hooks;
+    for (int l = 0; l < c->nlocal; l++) {
+        int sl = c->local_slot[l];
+        kf_node *n = NULL;
+        for (int i = 0; i < c->g->nnodes && !n; i++)
+            if (c->slot[i] == sl) n = c->g->nodes[i];
+        kf_tensor_desc_of(n, &bufs[l].t, blbl + 64 * l, 64);
+        bufs[l].of = -1;
+        bufs[l].role = written[sl] ? KF_BUF_EXTRA_OUT : KF_BUF_EXTRA_IN;
+        if (pro_of[l] >= 0) {
+            bufs[l].role = KF_BUF_SOURCE;
+            bufs[l].of = pro_of[l];
+        }
+        for (int i = 0; i < nin; i++)
+            if (inbuf[i] == l) bufs[l].role = KF_BUF_INPUT, bufs[l].of = i;
+        for (int r = 0; r < nres; r++)
+            if (outbuf[r] == l) bufs[l].role = KF_BUF_OUTPUT, bufs[l].of = r;
+    }
+    kf_fusion_spec spec = {
+        .abi_version = KF_BACKEND_ABI_VERSION, .device = KF_DEVICE_CPU, .op = e->ext_op, .attrs = &e->attr,
+        .entry = fmt(c, "kf_ext_k%d", id), .ninputs = nin, .inputs = ind, .input_buffer = inbuf,
+        .noutputs = nres, .outputs = outd, .output_buffer = outbuf, .nepilogues = nepi, .epilogues = epi,
+        .nprologues = npro, .prologues = pro, .nbuffers = c->nlocal, .buffers = bufs};
+    kf_fused_kernel fk = {0};
+    char err[1024] = "";
+    if (be->fuse(be->ctx, &spec, &fk, err, sizeof err)) {
+        kf_err(c->ctx, KF_ERR_COMPILE, "error: backend '%s' failed to fuse %s: %s", be->name, e->ext_op,
+               err[0] ? err : "(no message)");
+        goto fail_hooks;
+    }
+    /* what it refused runs unfused: schedule again */
+    for (int h = 0; h < nepi; h++)
+        if (!(fk.accepted_epilogues >> h & 1)) {
+            kf_node *rn = res[epi[h].target];
+            for (int i = 0; i < k->nroots; i++)
+                if (c->s->result_of[k->roots[i]->id] == rn->id) c->refused_epi[k->roots[i]->id] = 1;
+            c->retry = true;
+        }
+    for (int h = 0; h < npro; h++)
+        if (!(fk.accepted_prologues >> h & 1)) {
+            kf_node *x = e->in[pro[h].target];
+            if (!k->prologue[pro[h].target]) {
+                kf_err(c->ctx, KF_ERR_COMPILE,
+                       "error: backend '%s' refused to read input %d of %s through a view; it must accept that prologue",
+                       be->name, pro[h].target, e->ext_op);
+                goto release;
+            }
+            while (kf_node_is_view(x)) x = x->in[0];
+            c->refused_pro[x->id] = 1;
+            c->retry = true;
+        }
+    if (c->retry) goto release;
+    /* check what came back */
+    const char *bad = NULL;
+    if (!fk.source || !fk.entry || !fk.entry[0]) bad = "no source or no entry symbol";
+    else if (fk.nargs < 0 || fk.nargs > c->nlocal || (fk.nargs && !fk.args)) bad = "a null or oversized argument list";
+    for (const char *p = fk.entry; !bad && p && *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_'))
+            bad = "an entry symbol that is not a C identifier";
+    bool *have = kf_arena_alloc(c->ar, (size_t)c->nlocal + 1);
+    if (!have) goto release;
+    for (int i = 0; !bad && i < fk.nargs; i++) {
+        if (fk.args[i] < 0 || fk.args[i] >= c->nlocal || have[fk.args[i]]) bad = "an argument list with a bad or repeated buffer";
+        else have[fk.args[i]] = true;
+    }
+    for (int l = 0; !bad && l < c->nlocal; l++)
+        if (!have[l]) bad = "an argument list that lacks a buffer the kernel or its hooks use";
+    if (bad) {
+        kf_err(c->ctx, KF_ERR_COMPILE, "error: backend '%s' returned %s for %s", be->name, bad, e->ext_op);
+        goto release;
+    }
+    kf_buf_printf(out, "/* hooks of kernel %d, for backend ", id);
+    char bn[64];
+    kf_sanitize_ident(be->name, bn, sizeof bn);
+    kf_buf_printf(out, "%s */\n", bn);
+    if (hooks.s) kf_buf_puts(out, hooks.s);
+    kf_buf_puts(out, fk.source);
+    kf_buf_printf(out, "\nstatic void kf_k%d(void **B)\n{\n    void *args[%d];\n", id, fk.nargs ? fk.nargs : 1);
+    for (int i = 0; i < fk.nargs; i++)
+        kf_buf_printf(out, "    args[%d] = B[%d];\n", i, c->local_slot[fk.args[i]]);
+    kf_buf_printf(out, "    %s(args);\n}\n", fk.entry);
+release:
+    if (be->release) be->release(be->ctx, &fk);
+fail_hooks:
+    kf_buf_free(&hooks);
+done:
+    c->local = NULL;
+    if (c->ctx->status == KF_OK && !c->retry && !out->s) out->oom = true;
 }
 
 /* ---- memory plan: greedy first fit of intermediates by lifetime ---- */
@@ -653,14 +965,14 @@ static int64_t plan_memory(cg *c, plan_ent *e, int n)
     return total;
 }
 
-int kf_cg_c_generate(kf_sched *s, kf_cprog *out)
+int kf_cg_c_generate(kf_sched *s, char *refused_epi, char *refused_pro, kf_cprog *out)
 {
     kf_graph *g = s->g;
     kf_ctx *ctx = s->ctx;
     memset(out, 0, sizeof *out);
     kf_arena ar;
     kf_arena_init(&ar, ctx);
-    cg c = {.ctx = ctx, .s = s, .g = g, .ar = &ar};
+    cg c = {.ctx = ctx, .s = s, .g = g, .ar = &ar, .refused_epi = refused_epi, .refused_pro = refused_pro};
     size_t nn = (size_t)g->nnodes;
     c.slot = kf_arena_alloc(&ar, sizeof(int) * nn);
     c.slot_used = kf_arena_alloc(&ar, nn + 1);
@@ -729,8 +1041,17 @@ int kf_cg_c_generate(kf_sched *s, kf_cprog *out)
         case KF_KERN_POINTWISE: gen_pointwise(&c, &src); break;
         case KF_KERN_REDUCTION: gen_reduction(&c, &src); break;
         case KF_KERN_TEMPLATE: gen_template(&c, &src); break;
+        case KF_KERN_EXTERN: gen_extern(&c, &src); break;
         }
+        if (c.retry || ctx->status != KF_OK) break;
         kf_buf_puts(&src, "\n");
+    }
+    if (c.retry && ctx->status == KF_OK) {
+        kf_buf_free(&src);
+        kf_free(ctx, c.memo);
+        kf_arena_free(&ar);
+        kf_cprog_free(ctx, out);
+        return 1;
     }
     kf_buf_puts(&src, "void kf_entry(void *const *in, void *const *out, void *const *consts, char *scratch,\n"
                       "              int nthreads)\n{\n");

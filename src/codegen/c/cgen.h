@@ -31,7 +31,10 @@ typedef struct kf_cprog {
 typedef void (*kf_entry_fn)(void *const *inputs, void *const *outputs,
                             void *const *consts, char *scratch, int nthreads);
 
-int kf_cg_c_generate(kf_sched *s, kf_cprog *out);
+/* 0: done; 1: an external backend refused part of its fusion: the refused
+ * epilogue roots and prologue nodes are marked (per node id) and the graph
+ * must be scheduled again; -1: an error on the context. */
+int kf_cg_c_generate(kf_sched *s, char *refused_epi, char *refused_pro, kf_cprog *out);
 void kf_cprog_free(kf_ctx *ctx, kf_cprog *p);
 
 #endif
