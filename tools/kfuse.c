@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "kfuse.h"
+#include "kfuse_backend.h"
 /* Only for bench's cost estimate (graph_work): the public API has no way to
  * walk a graph's nodes. */
 #include "../src/kfuse-impl.h"
@@ -47,8 +48,9 @@ static const char help_text[] =
     "  --device cpu|cuda      the target (default cpu)\n"
     "  --shape NAME=d0,d1,... fix the dynamic dims of an ONNX model's input NAME\n"
     "                         (repeatable; .kf files declare their shapes)\n"
-    "  --backend PATH         load a template-backend plug-in (not supported yet:\n"
-    "                         exits with status 2)\n"
+    "  --backend PATH         load a template-backend plug-in (a shared object exporting\n"
+    "                         kf_backend_entry), or a compiled-in one by name: rownorm\n"
+    "                         (repeatable; $KFUSE_BACKENDS adds a colon-separated list)\n"
     "  -h, --help             print this help and exit\n"
     "  --version              print the version and exit\n"
     "\n"
@@ -97,6 +99,7 @@ typedef struct cli {
     long repeat, warmup;
     const char **shapes;
     int nshapes;
+    const char **backends;
     int nbackends;
 } cli;
 
@@ -204,6 +207,8 @@ static int parse_args(int argc, char **argv, cli *c)
     c->repeat = 15;
     c->warmup = 3;
     c->shapes = calloc((size_t)argc, sizeof *c->shapes);
+    c->backends = calloc((size_t)argc, sizeof *c->backends);
+    if (!c->backends) return err2("out of memory");
     if (!c->shapes) return err2("out of memory");
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
@@ -241,7 +246,7 @@ static int parse_args(int argc, char **argv, cli *c)
         } else if (!strcmp(n, "--no-template-fusion")) {
             c->opt.no_template_fusion = 1;
         } else if (!strcmp(n, "--backend")) {
-            c->nbackends++;
+            c->backends[c->nbackends++] = v;
         } else if (!strcmp(n, "--data")) {
             c->data = v;
         } else if (!strcmp(n, "--seed")) {
@@ -257,7 +262,6 @@ static int parse_args(int argc, char **argv, cli *c)
         }
     }
     if (!c->file) return usage_err("missing FILE: kfuse %s FILE [options]", c->cmdname);
-    if (c->nbackends) return err2("template-backend plug-ins are not supported yet (--backend)");
     return -1;
 }
 
@@ -455,6 +459,7 @@ static void tool_free(tool *t)
     kf_graph_free(t->g);
     kf_ctx_free(t->ctx);
     free(t->c.shapes);
+    free(t->c.backends);
 }
 
 static const char *out_name(const tool *t, int k, char *buf, size_t sz)
@@ -759,20 +764,43 @@ static int cmd_bench(tool *t)
     return 0;
 }
 
+/* --backend PATH..., then $KFUSE_BACKENDS; -1 when all loaded, else the
+ * exit status. */
+static int load_backends(tool *t)
+{
+    for (int i = 0; i < t->c.nbackends; i++)
+        if (kf_ctx_load_backend(t->ctx, t->c.backends[i]) != KF_OK) return lib_err(t->ctx);
+    const char *env = getenv("KFUSE_BACKENDS");
+    if (!env || !*env) return -1;
+    char *list = strdup(env);
+    if (!list) return err2("out of memory");
+    int rc = -1;
+    for (char *save = NULL, *p = strtok_r(list, ":", &save); p && rc < 0; p = strtok_r(NULL, ":", &save))
+        if (kf_ctx_load_backend(t->ctx, p) != KF_OK) rc = lib_err(t->ctx);
+    free(list);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     tool t = {0};
     int rc = parse_args(argc, argv, &t.c);
     if (rc >= 0) {
         free(t.c.shapes);
+        free(t.c.backends);
         return rc;
     }
     if (!(t.ctx = kf_ctx_new(NULL))) {
         free(t.c.shapes);
+        free(t.c.backends);
         return err2("out of memory");
     }
-    t.g = kf_load_file(t.ctx, t.c.file, t.c.nshapes, t.c.shapes);
-    if (!t.g) {
+    /* backends first: the graph's composite ops ask them as they are built */
+    rc = load_backends(&t);
+    if (rc < 0) t.g = kf_load_file(t.ctx, t.c.file, t.c.nshapes, t.c.shapes);
+    if (rc >= 0) {
+        /* a backend failed to load */
+    } else if (!t.g) {
         rc = lib_err(t.ctx);
     } else {
         t.nin = kf_graph_num_inputs(t.g);

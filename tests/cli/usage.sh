@@ -63,7 +63,8 @@ expect 2 "--repeat expects a positive integer" 1 -- bench "$OK" --repeat 0
 expect 2 "--warmup expects a non-negative integer" 1 -- bench "$OK" --warmup=many
 expect 2 "option --no-fusion takes no value" 1 -- emit "$OK" --no-fusion=1
 expect 2 "--shape expects NAME=d0,d1,..." 1 -- run "$OK" --shape a:2,3
-expect 2 "template-backend plug-ins are not supported yet" 0 -- explain "$OK" --backend ./libfoo.so
+expect 2 "./libfoo.so: error: cannot load the backend" 0 -- explain "$OK" --backend ./libfoo.so
+expect 2 "bogus: error: no compiled-in backend of that name" 0 -- explain "$OK" --backend bogus
 expect 2 "$TMP/missing.kf: error: cannot read: No such file or directory" 0 -- explain "$TMP/missing.kf"
 expect 2 "$TMP: error: cannot read: " 0 -- emit "$TMP"
 expect 2 "$OK: error: shape bindings" 0 -- run "$OK" --shape a=2,3
