@@ -1,0 +1,584 @@
+/*
+ * gen.c - the expression generator shared by the code generators (see
+ * gen.h): a node's value at an index, as straight-line code.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "gen.h"
+
+/* ---- small helpers ---- */
+
+const char *kf_cg_ctype(kf_dtype t)
+{
+    return t == KF_F64 ? "double" : kf_dtype_is_float(t) ? "float" : "int64_t";
+}
+char kf_cg_tletter(kf_dtype t)
+{
+    return t == KF_F64 ? 'd' : kf_dtype_is_float(t) ? 'f' : 'i';
+}
+const char *kf_cg_stype(kf_dtype t)
+{
+    static const char *const n[KF_NDTYPES] = {"double", "float", "uint16_t", "uint16_t", "int64_t",
+                                              "int32_t", "int8_t", "uint8_t", "uint8_t"};
+    return n[t];
+}
+
+const char *kf_cg_fmt(kf_cg *c, const char *f, ...) __attribute__((format(printf, 2, 3)));
+const char *kf_cg_fmt(kf_cg *c, const char *f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    char tmp[512];
+    int n = vsnprintf(tmp, sizeof tmp, f, ap);
+    va_end(ap);
+    if (n < 0) return "";
+    char *s = kf_arena_alloc(c->ar, (size_t)n + 1);
+    if (!s) return "";
+    if ((size_t)n < sizeof tmp) {
+        memcpy(s, tmp, (size_t)n + 1);
+    } else {
+        va_start(ap, f);
+        vsnprintf(s, (size_t)n + 1, f, ap);
+        va_end(ap);
+    }
+    return s;
+}
+
+const char *kf_cg_tmp(kf_cg *c) { return kf_cg_fmt(c, "t%d", c->tmp++); }
+
+/* The memo key of an index of n: a size-1 dim is always index 0, whatever
+ * expression reached it. */
+static const char *idx_key(kf_cg *c, const kf_node *n, const kf_idx *ix)
+{
+    kf_buf b;
+    kf_buf_init(&b, c->ctx);
+    for (int i = 0; i < ix->nd; i++)
+        kf_buf_printf(&b, "%s|", i < n->ndim && n->shape[i] == 1 ? "0" : ix->e[i]);
+    char *s = kf_buf_take(&b);
+    const char *r = s ? kf_arena_strdup(c->ar, s) : "";
+    kf_free(c->ctx, s);
+    return r;
+}
+
+static const char *memo_get(kf_cg *c, const kf_node *n, const kf_idx *ix)
+{
+    const char *key = idx_key(c, n, ix);
+    for (int i = c->nmemo - 1; i >= 0; i--)
+        if (c->memo[i].node == n->id && strcmp(c->memo[i].key, key) == 0) return c->memo[i].var;
+    return NULL;
+}
+
+void kf_cg_memo_put(kf_cg *c, const kf_node *n, const kf_idx *ix, const char *var)
+{
+    if (c->nmemo == c->capmemo) {
+        int nc = c->capmemo ? c->capmemo * 2 : 64;
+        kf_memo_ent *m = kf_realloc(c->ctx, c->memo, sizeof *m * (size_t)nc);
+        if (!m) return;
+        c->memo = m;
+        c->capmemo = nc;
+    }
+    c->memo[c->nmemo++] = (kf_memo_ent){n->id, idx_key(c, n, ix), var};
+}
+
+/* The flat offset of index ix in a contiguous tensor of n's shape. */
+const char *kf_cg_linear(kf_cg *c, const kf_node *n, const kf_idx *ix)
+{
+    kf_buf b;
+    kf_buf_init(&b, c->ctx);
+    int64_t stride = 1;
+    bool any = false;
+    for (int d = n->ndim - 1; d >= 0; d--) {
+        if (n->shape[d] != 1) {
+            if (stride == 1) kf_buf_printf(&b, "%s%s", any ? " + " : "", ix->e[d]);
+            else kf_buf_printf(&b, "%s%s*%" PRId64, any ? " + " : "", ix->e[d], stride);
+            any = true;
+        }
+        stride *= n->shape[d];
+    }
+    if (!any) kf_buf_puts(&b, "0");
+    char *s = kf_buf_take(&b);
+    const char *r = s ? kf_cg_fmt(c, "(%s)", s) : "0";
+    kf_free(c->ctx, s);
+    return r;
+}
+
+const char *kf_cg_ptr(kf_cg *c, const kf_node *n, bool write)
+{
+    int s = c->slot[n->id];
+    if (s < 0) {
+        /* only after an allocation failure lost a memo entry */
+        KF_ASSERT(c->ctx->status != KF_OK);
+        return "p0";
+    }
+    c->slot_used[s] = true;
+    if (write) c->slot_written[s] = true;
+    if (c->local && c->local[s] < 0) {
+        c->local_slot[c->nlocal] = s;
+        c->local[s] = c->nlocal++;
+    }
+    return kf_cg_fmt(c, "p%d", s);
+}
+
+const char *kf_cg_load_conv(kf_cg *c, kf_dtype t, const char *v)
+{
+    switch (t) {
+    case KF_F16: return kf_cg_fmt(c, "kf_h2f(%s)", v);
+    case KF_BF16: return kf_cg_fmt(c, "kf_bf2f(%s)", v);
+    case KF_F32: case KF_F64: return v;
+    default: return kf_cg_fmt(c, "(int64_t)%s", v);
+    }
+}
+
+const char *kf_cg_store_conv(kf_cg *c, kf_dtype t, const char *v)
+{
+    switch (t) {
+    case KF_F16: return kf_cg_fmt(c, "kf_f2h(%s)", v);
+    case KF_BF16: return kf_cg_fmt(c, "kf_f2bf(%s)", v);
+    case KF_F32: case KF_F64: return v;
+    default: return kf_cg_fmt(c, "(%s)%s", kf_cg_stype(t), v);
+    }
+}
+
+/* Every value is one its dtype can hold: integer results narrower than 64
+ * bits wrap, f16 and bf16 results round, as they would when stored. */
+const char *kf_cg_fit_dtype(kf_cg *c, kf_dtype t, const char *v)
+{
+    switch (t) {
+    case KF_F16: return kf_cg_fmt(c, "kf_round_h(%s)", v);
+    case KF_BF16: return kf_cg_fmt(c, "kf_round_bf(%s)", v);
+    case KF_I32: return kf_cg_fmt(c, "(int64_t)(int32_t)(%s)", v);
+    case KF_I8: return kf_cg_fmt(c, "(int64_t)(int8_t)(%s)", v);
+    case KF_U8: return kf_cg_fmt(c, "(int64_t)(uint8_t)(%s)", v);
+    default: return v;
+    }
+}
+
+const char *kf_cg_convert(kf_cg *c, kf_dtype from, kf_dtype to, const char *v)
+{
+    if (to == KF_BOOL) return kf_cg_fmt(c, "(int64_t)(%s != 0)", v);
+    if (kf_dtype_is_float(to)) {
+        const char *x = kf_cg_fmt(c, "(%s)%s", kf_cg_ctype(to), v);
+        if (to == KF_F16) x = kf_cg_fmt(c, "kf_round_h(%s)", x);
+        if (to == KF_BF16) x = kf_cg_fmt(c, "kf_round_bf(%s)", x);
+        return x;
+    }
+    if (kf_dtype_is_float(from)) return kf_cg_fit_dtype(c, to, kf_cg_fmt(c, "kf_f2i(%s)", v));
+    return kf_cg_fit_dtype(c, to, v);
+}
+
+static const char *literal(kf_cg *c, const kf_node *n)
+{
+    double v = n->scalar;
+    kf_dtype t = n->dtype;
+    if (!kf_dtype_is_float(t)) return kf_cg_fmt(c, "((int64_t)%" PRId64 ")", (int64_t)v);
+    const char *s;
+    if (isnan(v)) s = "NAN";
+    else if (isinf(v)) s = v > 0 ? "INFINITY" : "(-INFINITY)";
+    else s = kf_cg_fmt(c, "%.17g", v);
+    const char *x = kf_cg_fmt(c, "((%s)%s)", kf_cg_ctype(t), s);
+    if (t == KF_F16) x = kf_cg_fmt(c, "kf_round_h(%s)", x);
+    if (t == KF_BF16) x = kf_cg_fmt(c, "kf_round_bf(%s)", x);
+    return x;
+}
+
+/* Substitutes $0.. and $T in an op-table expression. */
+static const char *expand(kf_cg *c, const char *tmpl, const char **args, char letter)
+{
+    kf_buf b;
+    kf_buf_init(&b, c->ctx);
+    for (const char *p = tmpl; *p; p++) {
+        if (p[0] == '$' && p[1] >= '0' && p[1] <= '2') {
+            kf_buf_puts(&b, args[p[1] - '0']);
+            p++;
+        } else if (p[0] == '$' && p[1] == 'T') {
+            char l[2] = {letter, 0};
+            kf_buf_puts(&b, l);
+            p++;
+        } else {
+            char ch[2] = {*p, 0};
+            kf_buf_puts(&b, ch);
+        }
+    }
+    char *s = kf_buf_take(&b);
+    const char *r = s ? kf_arena_strdup(c->ar, s) : "";
+    kf_free(c->ctx, s);
+    return r;
+}
+
+/* Index of operand y of an n-d consumer at ix, NumPy broadcasting. */
+kf_idx kf_cg_bcast_idx(const kf_node *y, const kf_idx *ix)
+{
+    kf_idx r = {.nd = y->ndim};
+    int off = ix->nd - y->ndim;
+    for (int j = 0; j < y->ndim; j++) r.e[j] = y->shape[j] == 1 ? "0" : ix->e[j + off];
+    return r;
+}
+
+const char *kf_cg_gen(kf_cg *c, kf_node *n, const kf_idx *ix);
+const char *kf_cg_pointwise(kf_cg *c, kf_node *n, const kf_idx *ix);
+
+static const char *gen_view(kf_cg *c, kf_node *n, const kf_idx *ix)
+{
+    kf_node *x = n->in[0];
+    kf_idx r = {.nd = x->ndim};
+    switch (n->op) {
+    case KF_OP_TRANSPOSE:
+        for (int i = 0; i < n->ndim; i++) r.e[n->attr.perm[i]] = ix->e[i];
+        return kf_cg_gen(c, x, &r);
+    case KF_OP_EXPAND:
+        r = kf_cg_bcast_idx(x, ix);
+        return kf_cg_gen(c, x, &r);
+    case KF_OP_SLICE:
+        for (int d = 0; d < x->ndim; d++) r.e[d] = ix->e[d];
+        {
+            int ax = (int)n->attr.axes[0];
+            r.e[ax] = kf_cg_fmt(c, "(%" PRId64 " + %s*%" PRId64 ")", n->attr.start, ix->e[ax], n->attr.step);
+        }
+        return kf_cg_gen(c, x, &r);
+    case KF_OP_RESHAPE: {
+        /* same dims apart from size-1 ones: map directly */
+        int a = 0, b = 0;
+        bool simple = true;
+        while (simple && (a < n->ndim || b < x->ndim)) {
+            if (a < n->ndim && n->shape[a] == 1) { a++; continue; }
+            if (b < x->ndim && x->shape[b] == 1) { r.e[b++] = "0"; continue; }
+            if (a < n->ndim && b < x->ndim && n->shape[a] == x->shape[b]) r.e[b++] = ix->e[a++];
+            else simple = false;
+        }
+        if (!simple) {
+            const char *flat = kf_cg_linear(c, n, ix);
+            int64_t stride = 1;
+            for (int d = x->ndim - 1; d >= 0; d--) {
+                r.e[d] = x->shape[d] == 1 ? "0"
+                       : stride == 1 ? kf_cg_fmt(c, "(%s %% %" PRId64 ")", flat, x->shape[d])
+                       : kf_cg_fmt(c, "((%s / %" PRId64 ") %% %" PRId64 ")", flat, stride, x->shape[d]);
+                stride *= x->shape[d];
+            }
+        }
+        return kf_cg_gen(c, x, &r);
+    }
+    case KF_OP_CONCAT: {
+        /* each branch computes its operand only where it is selected */
+        int ax = (int)n->attr.axes[0];
+        const char *v = kf_cg_tmp(c);
+        kf_emit(c->body, "%s %s;", kf_cg_ctype(n->dtype), v);
+        int64_t off = 0;
+        for (int i = 0; i < n->nin; i++) {
+            kf_node *y = n->in[i];
+            int64_t end = off + y->shape[ax];
+            if (i == 0) kf_emit(c->body, "if (%s < %" PRId64 ") {", ix->e[ax], end);
+            else if (i < n->nin - 1) kf_emit(c->body, "} else if (%s < %" PRId64 ") {", ix->e[ax], end);
+            else kf_emit(c->body, "} else {");
+            kf_idx yi = *ix;
+            yi.e[ax] = off ? kf_cg_fmt(c, "(%s - %" PRId64 ")", ix->e[ax], off) : ix->e[ax];
+            int mark = c->nmemo;
+            kf_emit(c->body, "%s = %s;", v, kf_cg_gen(c, y, &yi));
+            c->nmemo = mark;
+            off = end;
+        }
+        kf_emit(c->body, "}");
+        return v;
+    }
+    default: KF_ASSERT(0);
+    }
+    return "";
+}
+
+const char *kf_cg_gen(kf_cg *c, kf_node *n, const kf_idx *ix)
+{
+    if (n->op == KF_OP_SCALAR) return literal(c, n);
+    const char *m = memo_get(c, n, ix);
+    if (m) return m;
+    int kind = kf_ops[n->op].kind;
+    if (kind == KF_K_VIEW) return gen_view(c, n, ix);
+    int here = c->k ? c->k->id : -1;
+    bool computed_here = c->s->kern[n->id] == here && c->s->home[n->id] != n->id;
+    const char *v;
+    if (!computed_here) {
+        /* a buffer: an input, a constant, or a node realised elsewhere */
+        v = kf_cg_tmp(c);
+        const char *ld = kf_cg_fmt(c, "%s[%s]", kf_cg_ptr(c, n, false), kf_cg_linear(c, n, ix));
+        kf_emit(c->body, "const %s %s = %s;", kf_cg_ctype(n->dtype), v, kf_cg_load_conv(c, n->dtype, ld));
+        kf_cg_memo_put(c, n, ix, v);
+        return v;
+    }
+    KF_ASSERT(kind == KF_K_POINTWISE);
+    return kf_cg_pointwise(c, n, ix);
+}
+
+/* Computes pointwise node n at ix from its operands into a new temporary. */
+const char *kf_cg_pointwise(kf_cg *c, kf_node *n, const kf_idx *ix)
+{
+    const char *args[3] = {"0", "0", "0"};
+    for (int i = 0; i < n->nin; i++) {
+        kf_idx yi = kf_cg_bcast_idx(n->in[i], ix);
+        args[i] = kf_cg_gen(c, n->in[i], &yi);
+    }
+    kf_dtype it = n->nin ? n->in[n->nin - 1]->dtype : n->dtype;
+    const char *e;
+    if (n->op == KF_OP_CAST) e = kf_cg_convert(c, n->in[0]->dtype, n->dtype, args[0]);
+    else e = expand(c, kf_ops[n->op].cexpr, args, kf_cg_tletter(it));
+    if (kf_ops[n->op].flags & KF_F_BOOLOUT) e = kf_cg_fmt(c, "(int64_t)%s", e);
+    else if (n->op != KF_OP_CAST) e = kf_cg_fit_dtype(c, n->dtype, e);
+    const char *v = kf_cg_tmp(c);
+    kf_emit(c->body, "const %s %s = %s;", kf_cg_ctype(n->dtype), v, e);
+    kf_cg_memo_put(c, n, ix, v);
+    return v;
+}
+
+/* Computes and stores the kernel's roots at index ix (their own shape);
+ * for an external template only those hanging from result node `of`. */
+void kf_cg_roots(kf_cg *c, const kf_idx *ix, int of)
+{
+    for (int i = 0; i < c->k->nroots; i++) {
+        kf_node *r = c->k->roots[i];
+        if (of >= 0 && c->s->result_of[r->id] != of) continue;
+        /* the root's own value: expand its operands, not a buffer load */
+        const char *v = kf_cg_pointwise(c, r, ix);
+        if (c->s->stored[r->id])
+            kf_emit(c->body, "%s[%s] = %s;", kf_cg_ptr(c, r, true), kf_cg_linear(c, r, ix), kf_cg_store_conv(c, r->dtype, v));
+    }
+}
+
+/* Pointer declarations for the slots a function body used. */
+void kf_cg_emit_decls(kf_cg *c, kf_buf *out, int indent)
+{
+    int nslots = 0;
+    for (int i = 0; i < c->g->nnodes; i++)
+        if (c->slot[i] >= nslots) nslots = c->slot[i] + 1;
+    for (int s = 0; s < nslots; s++) {
+        if (!c->slot_used[s]) continue;
+        kf_node *n = NULL;
+        for (int i = 0; i < c->g->nnodes && !n; i++)
+            if (c->slot[i] == s) n = c->g->nodes[i];
+        kf_buf_printf(out, "%*s%s%s *KF_RESTRICT p%d = (%s%s *)B[%d];\n", indent * 4, "",
+                      c->slot_written[s] ? "" : "const ", kf_cg_stype(n->dtype), s,
+                      c->slot_written[s] ? "" : "const ", kf_cg_stype(n->dtype), c->local ? c->local[s] : s);
+    }
+}
+
+void kf_cg_begin_fn(kf_cg *c, kf_buf *body)
+{
+    kf_buf_init(body, c->ctx);
+    body->indent = 1;
+    c->body = body;
+    c->nmemo = 0;
+    int nslots = 0;
+    for (int i = 0; i < c->g->nnodes; i++)
+        if (c->slot[i] >= nslots) nslots = c->slot[i] + 1;
+    memset(c->slot_used, 0, (size_t)nslots + 1);
+    memset(c->slot_written, 0, (size_t)nslots + 1);
+}
+
+void kf_cg_end_fn(kf_cg *c, kf_buf *out, kf_buf *body, const char *sig)
+{
+    kf_buf_printf(out, "%s\n{\n", sig);
+    kf_cg_emit_decls(c, out, 1);
+    if (body->s) kf_buf_puts(out, body->s);
+    kf_buf_puts(out, "}\n");
+    if (body->oom) out->oom = true;
+    kf_buf_free(body);
+}
+
+/* Index of a matmul operand (rank >= 2, batch dims broadcast against the
+ * output's) from the flat batch b and two matrix indices. */
+kf_idx kf_cg_mm_idx(kf_cg *c, const kf_node *mm, const kf_node *x, const char *i, const char *j)
+{
+    kf_idx r = {.nd = x->ndim};
+    int onb = mm->ndim - 2, xnb = x->ndim - 2;
+    for (int d = 0; d < xnb; d++) {
+        int od = d + (onb - xnb);
+        int64_t stride = 1;
+        for (int t = od + 1; t < onb; t++) stride *= mm->shape[t];
+        r.e[d] = x->shape[d] == 1 ? "0" : kf_cg_fmt(c, "((b / %" PRId64 ") %% %" PRId64 ")", stride, mm->shape[od]);
+    }
+    r.e[x->ndim - 2] = i;
+    r.e[x->ndim - 1] = j;
+    return r;
+}
+
+/* ---- external templates ---- */
+
+int kf_cg_local_buf(kf_cg *c, const kf_node *n)
+{
+    int s = c->slot[n->id];
+    KF_ASSERT(s >= 0);
+    if (c->local[s] < 0) {
+        c->local_slot[c->nlocal] = s;
+        c->local[s] = c->nlocal++;
+    }
+    return c->local[s];
+}
+
+/* The hook as an expression tree; *ok becomes false where it reads through a
+ * view, which the tree cannot express. */
+const kf_expr *kf_cg_expr_of(kf_cg *c, kf_node *n, const kf_node *value, bool *ok)
+{
+    kf_expr *e = kf_arena_alloc(c->ar, sizeof *e);
+    if (!e) return NULL;
+    e->dtype = n->dtype;
+    e->buffer = -1;
+    if (n == value) {
+        e->kind = KF_EXPR_VALUE;
+        return e;
+    }
+    if (n->op == KF_OP_SCALAR) {
+        e->kind = KF_EXPR_CONST;
+        e->value = n->scalar;
+        return e;
+    }
+    if (kf_node_is_view(n)) {
+        *ok = false;
+        e->kind = KF_EXPR_CONST;
+        return e;
+    }
+    bool inlined = c->s->kern[n->id] == c->k->id && kf_ops[n->op].kind == KF_K_POINTWISE &&
+                   (c->s->home[n->id] != n->id || (value && c->s->result_of[n->id] == value->id));
+    if (!inlined) {
+        e->kind = KF_EXPR_LOAD;
+        e->buffer = kf_cg_local_buf(c, n);
+        return e;
+    }
+    e->kind = KF_EXPR_OP;
+    e->op = kf_ops[n->op].name;
+    e->nargs = n->nin;
+    const kf_expr **args = kf_arena_alloc(c->ar, sizeof *args * (size_t)(n->nin + 1));
+    if (!args) return NULL;
+    for (int i = 0; i < n->nin; i++) args[i] = kf_cg_expr_of(c, n->in[i], value, ok);
+    e->args = args;
+    return e;
+}
+
+/* The local buffers the current function used. */
+int kf_cg_used_locals(kf_cg *c, int *out)
+{
+    int n = 0;
+    for (int l = 0; l < c->nlocal; l++)
+        if (c->slot_used[c->local_slot[l]]) out[n++] = l;
+    return n;
+}
+
+const char *kf_cg_index_params(kf_cg *c, int nd, kf_idx *ix)
+{
+    kf_buf b;
+    kf_buf_init(&b, c->ctx);
+    ix->nd = nd;
+    for (int d = 0; d < nd; d++) {
+        ix->e[d] = kf_cg_fmt(c, "i%d", d);
+        kf_buf_printf(&b, ", int64_t i%d", d);
+    }
+    char *str = kf_buf_take(&b);
+    const char *r = str ? kf_arena_strdup(c->ar, str) : "";
+    kf_free(c->ctx, str);
+    return r;
+}
+
+/* ---- memory plan: greedy first fit of intermediates by lifetime ---- */
+
+int64_t kf_cg_plan_memory(kf_cg *c, kf_plan_ent *e, int n)
+{
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) {
+        /* biggest first */
+        int best = i;
+        for (int j = i + 1; j < n; j++)
+            if (e[j].size > e[best].size) best = j;
+        kf_plan_ent t = e[i];
+        e[i] = e[best];
+        e[best] = t;
+        int64_t off = 0;
+        bool moved = true;
+        while (moved) {
+            moved = false;
+            for (int j = 0; j < i; j++) {
+                bool live = !(e[j].last < e[i].first || e[i].last < e[j].first);
+                bool overlap = !(e[j].off + e[j].size <= off || off + e[i].size <= e[j].off);
+                if (live && overlap) {
+                    off = e[j].off + e[j].size;
+                    moved = true;
+                }
+            }
+        }
+        e[i].off = off;
+        if (off + e[i].size > total) total = off + e[i].size;
+    }
+    (void)c;
+    return total;
+}
+
+/* Gives every stored node a slot of the wrapper's buffer table and places
+ * the intermediates in one scratch block. */
+int kf_cg_init(kf_cg *c, kf_cprog *out)
+{
+    kf_sched *s = c->s;
+    kf_graph *g = s->g;
+    kf_ctx *ctx = c->ctx;
+    size_t nn = (size_t)g->nnodes;
+    c->slot = kf_arena_alloc(c->ar, sizeof(int) * nn);
+    c->slot_used = kf_arena_alloc(c->ar, nn + 1);
+    c->slot_written = kf_arena_alloc(c->ar, nn + 1);
+    kf_plan_ent *pe = kf_arena_alloc(c->ar, sizeof *pe * (nn + 1));
+    out->slots = kf_malloc(ctx, sizeof *out->slots * (nn + 1));
+    out->consts = kf_malloc(ctx, sizeof *out->consts * (nn + 1));
+    if (!c->slot || !c->slot_used || !c->slot_written || !pe || !out->slots || !out->consts) return -1;
+
+    /* slots: every stored node */
+    int npe = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        kf_node *n = g->nodes[i];
+        c->slot[i] = -1;
+        if (!s->stored[i]) continue;
+        kf_slot *sl = &out->slots[out->nslots];
+        sl->node = n;
+        c->slot[i] = out->nslots++;
+        if (n->op == KF_OP_INPUT) {
+            sl->kind = KF_SLOT_INPUT;
+            sl->index = n->input_index;
+        } else if (n->op == KF_OP_CONST) {
+            sl->kind = KF_SLOT_CONST;
+            sl->index = out->nconsts;
+            out->consts[out->nconsts++] = n;
+        } else if (s->is_output[i]) {
+            sl->kind = KF_SLOT_OUTPUT;
+            for (int j = 0; j < g->noutputs; j++)
+                if (g->outputs[j] == n) sl->index = j;
+        } else {
+            sl->kind = KF_SLOT_SCRATCH;
+            int first = s->kern[i], last = first;
+            for (int j = i + 1; j < g->nnodes; j++) {
+                /* readers, also through views */
+                kf_node *x = g->nodes[j];
+                if (s->kern[j] < 0) continue;
+                for (int t = 0; t < x->nin; t++) {
+                    kf_node *y = x->in[t];
+                    kf_node *stack[64];
+                    int sp = 0;
+                    stack[sp++] = y;
+                    while (sp) {
+                        kf_node *z = stack[--sp];
+                        if (z == n && s->kern[j] > last) last = s->kern[j];
+                        if (kf_node_is_view(z))
+                            for (int q = 0; q < z->nin && sp < 64; q++) stack[sp++] = z->in[q];
+                    }
+                }
+            }
+            int64_t bytes = kf_node_numel(n) * (int64_t)kf_dtype_size(n->dtype);
+            pe[npe++] = (kf_plan_ent){i, first, last, (bytes + 63) & ~(int64_t)63, 0};
+        }
+    }
+    out->scratch_bytes = kf_cg_plan_memory(c, pe, npe);
+    for (int i = 0; i < npe; i++) out->slots[c->slot[pe[i].node]].offset = pe[i].off;
+
+    return 0;
+}
+
+void kf_cprog_free(kf_ctx *ctx, kf_cprog *p)
+{
+    kf_free(ctx, p->source);
+    kf_free(ctx, p->slots);
+    kf_free(ctx, p->consts);
+    memset(p, 0, sizeof *p);
+}

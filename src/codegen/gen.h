@@ -1,0 +1,121 @@
+/*
+ * gen.h - what the code generators of both targets share: expanding node
+ * expressions at an index into straight-line code (pointwise ops from the
+ * op table, views as index rewrites, loads of realised buffers), the memo
+ * that computes each value once per index, the slot table and memory plan
+ * of the wrapper, and the hooks and expression trees of external templates.
+ * The generated code is C; the CUDA target's prelude defines the same
+ * helpers as device functions, so the expressions serve both.
+ */
+#ifndef KFUSE_CODEGEN_GEN_H
+#define KFUSE_CODEGEN_GEN_H
+
+#include "../sched/sched.h"
+
+/* Where each buffer slot of the wrapper comes from. */
+typedef enum { KF_SLOT_INPUT, KF_SLOT_OUTPUT, KF_SLOT_CONST, KF_SLOT_SCRATCH } kf_slot_kind;
+
+typedef struct kf_slot {
+    kf_slot_kind kind;
+    int index;          /* input/output/const position */
+    int64_t offset;     /* scratch offset */
+    kf_node *node;
+} kf_slot;
+
+typedef struct kf_cprog {
+    char *source;       /* owned (kf_free) */
+    kf_slot *slots;     /* owned */
+    int nslots;
+    kf_node **consts;   /* owned array; the constant nodes in slot order */
+    int nconsts;
+    int64_t scratch_bytes;
+} kf_cprog;
+
+void kf_cprog_free(kf_ctx *ctx, kf_cprog *p);
+
+/* An index: one C expression per dim. */
+typedef struct kf_idx {
+    int nd;
+    const char *e[KF_MAX_DIMS];
+} kf_idx;
+
+typedef struct kf_memo_ent {
+    int node;
+    const char *key;
+    const char *var;
+} kf_memo_ent;
+
+/* The state of one generation: the schedule, the slots, and the function
+ * being written. */
+typedef struct kf_cg {
+    kf_ctx *ctx;
+    kf_sched *s;
+    kf_graph *g;
+    kf_arena *ar;          /* per kernel strings */
+    kf_buf *body;
+    int *slot;             /* node id -> slot or -1 */
+    bool *slot_used;       /* slots referenced by the current function */
+    bool *slot_written;
+    int tmp;
+    kf_memo_ent *memo;
+    int nmemo, capmemo;
+    kf_kernel *k;
+    /* external templates: hooks address buffers by their index in the
+     * fusion spec; local[slot] is that index, or -1 */
+    int *local;
+    int *local_slot;       /* spec buffer -> slot */
+    int nlocal;
+    char *refused_epi, *refused_pro; /* per node, out: what a backend refused */
+    bool retry;
+} kf_cg;
+
+
+typedef struct kf_plan_ent {
+    int node;
+    int first, last;
+    int64_t size, off;
+} kf_plan_ent;
+
+/* slots and memory plan (fills out's slots, consts, scratch_bytes) */
+int kf_cg_init(kf_cg *c, kf_cprog *out);
+int64_t kf_cg_plan_memory(kf_cg *c, kf_plan_ent *e, int n);
+
+/* types: compute type, its letter for op-table expressions, storage type */
+const char *kf_cg_ctype(kf_dtype t);
+char kf_cg_tletter(kf_dtype t);
+const char *kf_cg_stype(kf_dtype t);
+
+/* strings in the per-generation arena */
+const char *kf_cg_fmt(kf_cg *c, const char *f, ...) __attribute__((format(printf, 2, 3)));
+const char *kf_cg_tmp(kf_cg *c);
+
+/* values */
+void kf_cg_memo_put(kf_cg *c, const kf_node *n, const kf_idx *ix, const char *var);
+const char *kf_cg_linear(kf_cg *c, const kf_node *n, const kf_idx *ix);
+const char *kf_cg_ptr(kf_cg *c, const kf_node *n, bool write);
+const char *kf_cg_load_conv(kf_cg *c, kf_dtype t, const char *v);
+const char *kf_cg_store_conv(kf_cg *c, kf_dtype t, const char *v);
+const char *kf_cg_fit_dtype(kf_cg *c, kf_dtype t, const char *v);
+const char *kf_cg_convert(kf_cg *c, kf_dtype from, kf_dtype to, const char *v);
+kf_idx kf_cg_bcast_idx(const kf_node *y, const kf_idx *ix);
+kf_idx kf_cg_mm_idx(kf_cg *c, const kf_node *mm, const kf_node *x, const char *i, const char *j);
+/* n's value at ix, emitting what computes it into c->body */
+const char *kf_cg_gen(kf_cg *c, kf_node *n, const kf_idx *ix);
+const char *kf_cg_pointwise(kf_cg *c, kf_node *n, const kf_idx *ix);
+/* computes and stores the kernel's roots at ix (of >= 0: only those hanging
+ * from that external template result) */
+void kf_cg_roots(kf_cg *c, const kf_idx *ix, int of);
+
+/* functions: a body is written between begin and end, which declares the
+ * typed pointers of the slots the body used */
+void kf_cg_emit_decls(kf_cg *c, kf_buf *out, int indent);
+void kf_cg_begin_fn(kf_cg *c, kf_buf *body);
+void kf_cg_end_fn(kf_cg *c, kf_buf *out, kf_buf *body, const char *sig);
+
+/* external templates */
+int kf_cg_local_buf(kf_cg *c, const kf_node *n);
+const kf_expr *kf_cg_expr_of(kf_cg *c, kf_node *n, const kf_node *value, bool *ok);
+int kf_cg_used_locals(kf_cg *c, int *out);
+const char *kf_cg_index_params(kf_cg *c, int nd, kf_idx *ix);
+
+#endif
