@@ -180,6 +180,9 @@ typedef struct kf_options {
     FILE *dump;             /* if set: the IR after each pass is written here */
     const char *cache_dir;  /* NULL: $KFUSE_CACHE_DIR, else the user's cache */
     int threads;            /* 0: OpenMP's default */
+    int compile_only;       /* CUDA: stop once NVRTC has compiled the kernels
+                               to PTX (1) or to an sm_90a cubin (2); no GPU
+                               needed; kf_run then fails */
 } kf_options;
 
 /* Compiles g (which must outlive nothing: the result is self-contained).
@@ -188,6 +191,11 @@ kf_compiled *kf_compile(kf_graph *g, const kf_options *opt);
 void kf_compiled_free(kf_compiled *c);
 kf_status kf_run(kf_compiled *c, const void *const *inputs,
                  void *const *outputs);
+/* CUDA: runs on device buffers (16-byte aligned; NULL arrays: the compiled
+ * graph's own, as the last kf_run left them), queued on the default stream. */
+kf_status kf_run_device(kf_compiled *c, void *const *dev_inputs, void *const *dev_outputs);
+/* CUDA: waits for the work kf_run_device queued and reports its errors. */
+kf_status kf_wait(kf_compiled *c);
 
 /* The generated source, and the fusion plan as text or JSON (DESIGN.md). */
 const char *kf_compiled_source(const kf_compiled *c);

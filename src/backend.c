@@ -80,7 +80,3 @@ void kf_ctx_release_backends(kf_ctx *ctx)
     }
     ctx->nbackends = 0;
 }
-
-#ifndef KF_HAVE_ROWNORM
-const kf_backend *kf_backend_rownorm(void) { return NULL; }
-#endif

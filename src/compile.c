@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "codegen/c/cgen.h"
+#include "jit/cuda.h"
 #include "jit/jit.h"
 #include "kfuse-impl.h"
 #include "sched/sched.h"
@@ -23,6 +24,7 @@ struct kf_compiled {
     int threads;
     int nkernels;
     char *explain_text, *explain_json;
+    kf_cuda_plan *cuda;     /* the CUDA target's compiled graph */
 };
 
 static void json_str(kf_buf *b, const char *s)
@@ -71,7 +73,6 @@ static void list_nodes(kf_buf *b, const kf_sched *s, const kf_kernel *k, node_ro
 
 static int build_explain(kf_compiled *c, const kf_sched *s)
 {
-    static const char *const kind[] = {"pointwise", "reduction", "template", "template"};
     kf_buf t, j;
     kf_buf_init(&t, c->ctx);
     kf_buf_init(&j, c->ctx);
@@ -79,8 +80,8 @@ static int build_explain(kf_compiled *c, const kf_sched *s)
     kf_buf_puts(&j, "{\"kernels\": [");
     for (int i = 0; i < s->nk; i++) {
         const kf_kernel *k = s->k[i];
-        kf_buf_printf(&t, "k%d: %s", i, kind[k->kind]);
-        kf_buf_printf(&j, "%s\n  {\"name\": \"k%d\", \"kind\": \"%s\"", i ? "," : "", i, kind[k->kind]);
+        kf_buf_printf(&t, "k%d: %s", i, kf_kern_kind_name(k->kind));
+        kf_buf_printf(&j, "%s\n  {\"name\": \"k%d\", \"kind\": \"%s\"", i ? "," : "", i, kf_kern_kind_name(k->kind));
         if (k->kind == KF_KERN_TEMPLATE || k->kind == KF_KERN_EXTERN) {
             bool ext = k->kind == KF_KERN_EXTERN;
             const char *tn = ext ? k->anchor->ext_op : "mm";
@@ -132,9 +133,8 @@ kf_compiled *kf_compile(kf_graph *g, const kf_options *opt)
     kf_options o = {0};
     if (opt) o = *opt;
     kf_ctx *ctx = g->ctx;
-    if (o.device == KF_DEVICE_CUDA)
-        return kf_err(ctx, KF_ERR_UNSUPPORTED, "error: the CUDA target is not available in this build");
-    if (o.device != KF_DEVICE_CPU) return kf_err(ctx, KF_ERR_INVALID, "error: unknown device %d", (int)o.device);
+    if (o.device != KF_DEVICE_CPU && o.device != KF_DEVICE_CUDA)
+        return kf_err(ctx, KF_ERR_INVALID, "error: unknown device %d", (int)o.device);
 
     if (kf_graph_verify(g)) return NULL;
     if (o.dump) kf_graph_dump(g, o.dump, "verify");
@@ -151,6 +151,16 @@ kf_compiled *kf_compile(kf_graph *g, const kf_options *opt)
     c->threads = o.threads;
     kf_sched_opts so = {.no_fusion = o.no_fusion != 0, .no_template_fusion = o.no_template_fusion != 0,
                         .refused_epilogue = refused, .refused_prologue = refused + g->nnodes + 1};
+    if (o.device == KF_DEVICE_CUDA) {
+        /* the same schedule; generate, compile (NVRTC), load and tune */
+        if (!(s = kf_sched_new(g, &so))) goto fail;
+        if (o.dump) kf_sched_dump(s, o.dump);
+        c->nkernels = s->nk;
+        if (build_explain(c, s) || !(c->cuda = kf_cuda_plan_new(s, &o))) goto fail;
+        kf_sched_free(s);
+        kf_free(ctx, refused);
+        return c;
+    }
     /* schedule and generate; what an external backend refuses is scheduled
      * again as unfused work, until it accepts everything it is given */
     for (int round = 0;; round++) {
@@ -201,6 +211,7 @@ void kf_compiled_free(kf_compiled *c)
     if (!c) return;
     kf_ctx *ctx = c->ctx;
     kf_jit_close(&c->lib);
+    kf_cuda_plan_free(c->cuda);
     if (c->consts)
         for (int i = 0; i < c->prog.nconsts; i++) kf_free(ctx, c->consts[i]);
     kf_free(ctx, c->consts);
@@ -228,11 +239,34 @@ kf_status kf_run(kf_compiled *c, const void *const *inputs, void *const *outputs
             return KF_ERR_INVALID;
         }
     }
+    if (c->cuda) return kf_cuda_plan_run(c->cuda, inputs, outputs);
     c->entry((void *const *)inputs, outputs, c->consts, c->scratch, c->threads);
     return KF_OK;
 }
 
-const char *kf_compiled_source(const kf_compiled *c) { return c ? c->prog.source : ""; }
+static kf_status not_cuda(kf_compiled *c, const char *fn)
+{
+    kf_err(c->ctx, KF_ERR_INVALID, "error: %s: the graph was not compiled for CUDA", fn);
+    return KF_ERR_INVALID;
+}
+
+kf_status kf_run_device(kf_compiled *c, void *const *dev_inputs, void *const *dev_outputs)
+{
+    if (!c) return KF_ERR_INVALID;
+    if (!c->cuda) return not_cuda(c, "kf_run_device");
+    return kf_cuda_plan_run_device(c->cuda, dev_inputs, dev_outputs);
+}
+
+kf_status kf_wait(kf_compiled *c)
+{
+    if (!c) return KF_ERR_INVALID;
+    return c->cuda ? kf_cuda_plan_wait(c->cuda) : KF_OK;
+}
+
+const char *kf_compiled_source(const kf_compiled *c)
+{
+    return !c ? "" : c->cuda ? kf_cuda_plan_source(c->cuda) : c->prog.source;
+}
 const char *kf_compiled_explain(const kf_compiled *c, int json)
 {
     return c ? (json ? c->explain_json : c->explain_text) : "";

@@ -214,7 +214,10 @@ static int run_graph(T *t, int v)
         bad = 1;
         goto done;
     }
-    c = kf_compile(g, &variants[v].o);
+    kf_options o = variants[v].o;
+    const char *dev = getenv("KFUSE_TEST_DEVICE"); /* "cuda": the whole suite on the GPU */
+    if (dev && !strcmp(dev, "cuda")) o.device = KF_DEVICE_CUDA;
+    c = kf_compile(g, &o);
     if (!c) {
         printf("FAIL %s/%s: kf_compile: status %d: %.2000s\n", t->name, vn, (int)kf_errcode(t->ctx),
                kf_errmsg(t->ctx));

@@ -675,16 +675,26 @@ static int print_text(const char *s)
     return 0;
 }
 
+/* explain and emit need no GPU: the CUDA target stops after NVRTC */
+static kf_options no_run_opts(const tool *t)
+{
+    kf_options o = t->c.opt;
+    if (o.device == KF_DEVICE_CUDA) o.compile_only = 1;
+    return o;
+}
+
 static int cmd_explain(tool *t)
 {
-    if (!(t->plans[0] = kf_compile(t->g, &t->c.opt))) return lib_err(t->ctx);
+    kf_options o = no_run_opts(t);
+    if (!(t->plans[0] = kf_compile(t->g, &o))) return lib_err(t->ctx);
     const char *s = kf_compiled_explain(t->plans[0], t->c.json);
     return s ? print_text(s) : lib_err(t->ctx);
 }
 
 static int cmd_emit(tool *t)
 {
-    if (!(t->plans[0] = kf_compile(t->g, &t->c.opt))) return lib_err(t->ctx);
+    kf_options o = no_run_opts(t);
+    if (!(t->plans[0] = kf_compile(t->g, &o))) return lib_err(t->ctx);
     const char *s = kf_compiled_source(t->plans[0]);
     return s ? print_text(s) : lib_err(t->ctx);
 }
@@ -722,10 +732,20 @@ static int cmd_bench(tool *t)
     double mins[3], meds[3];
     double *times = malloc(sizeof *times * (size_t)t->c.repeat);
     if (!times) return err2("out of memory");
+    bool cuda = t->c.opt.device == KF_DEVICE_CUDA;
     for (int p = 0; p < 3 && !rc; p++) {
+        /* CUDA: the inputs are copied to the device once; each timed run is
+         * the kernels alone on device buffers, waited for */
+        if (cuda && kf_run(t->plans[p], (const void *const *)t->in, t->out) != KF_OK) {
+            rc = lib_err(t->ctx);
+            break;
+        }
         for (long r = 0; r < t->c.warmup + t->c.repeat; r++) {
             double t0 = now_ms();
-            if (kf_run(t->plans[p], (const void *const *)t->in, t->out) != KF_OK) {
+            kf_status st = cuda ? kf_run_device(t->plans[p], NULL, NULL)
+                                : kf_run(t->plans[p], (const void *const *)t->in, t->out);
+            if (st == KF_OK && cuda) st = kf_wait(t->plans[p]);
+            if (st != KF_OK) {
                 rc = lib_err(t->ctx);
                 break;
             }
@@ -755,6 +775,13 @@ static int cmd_bench(tool *t)
                kf_compiled_num_kernels(t->plans[p]),
                kf_compiled_num_kernels(t->plans[p]) == 1 ? " " : "s", mins[p], meds[p],
                meds[0] > 0 ? meds[p] / meds[0] : 0.0);
+    /* the tile configuration of each mm template (tuned or chosen) */
+    for (const char *src = cuda ? kf_compiled_source(t->plans[0]) : ""; (src = strstr(src, "/* kfuse-t"));) {
+        const char *e = strstr(src, "*/");
+        if (!e) break;
+        printf("%.*s\n", (int)(e - src - 3), src + 3);
+        src = e;
+    }
     if (interp_ms >= 0)
         printf("%-19s   1 run                         %9.3f ms  %6.2fx\n", "interpreter",
                interp_ms, meds[0] > 0 ? interp_ms / meds[0] : 0.0);

@@ -21,7 +21,7 @@
 extern char **environ;
 
 static const char *const kf_cflags[] = {"-O3", "-march=native", "-fopenmp", "-fPIC", "-shared",
-                                        "-fno-math-errno", "-w"};
+                                        "-fno-math-errno", "-fno-trapping-math", "-w"};
 #define NFLAGS (sizeof kf_cflags / sizeof *kf_cflags)
 
 static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
@@ -219,6 +219,9 @@ int kf_jit_compile_c(kf_ctx *ctx, const char *src, const char *cache_dir, kf_jit
     }
     return 0;
 }
+
+uint64_t kf_jit_hash(uint64_t h, const void *p, size_t n) { return fnv1a(h, p, n); }
+int kf_jit_write_file(const char *path, const void *data, size_t n) { return write_file(path, data, n); }
 
 void *kf_jit_symbol(kf_jit_lib *lib, const char *name) { return dlsym(lib->handle, name); }
 

@@ -25,4 +25,10 @@ void kf_jit_close(kf_jit_lib *lib);
  * $HOME/.cache/kfuse; created mode 0700.  0 or -1 with an error. */
 int kf_jit_cache_dir(kf_ctx *ctx, const char *opt, char *out, size_t outsz);
 
+/* Shared with the CUDA JIT (cuda.c), so both key one cache the same way:
+ * FNV-1a over n bytes from h (start: 0xcbf29ce484222325), and an atomic
+ * write (a temporary file renamed into place). */
+uint64_t kf_jit_hash(uint64_t h, const void *p, size_t n);
+int kf_jit_write_file(const char *path, const void *data, size_t n);
+
 #endif

@@ -20,6 +20,13 @@
 
 bool kf_node_is_view(const kf_node *n) { return kf_ops[n->op].kind == KF_K_VIEW; }
 
+const char *kf_kern_kind_name(kf_kern_kind k)
+{
+    static const char *const names[] = {"pointwise", "reduction", "template", "template"};
+    KF_ASSERT((unsigned)k < sizeof names / sizeof *names);
+    return names[k];
+}
+
 typedef struct ulist {
     kf_node **v;
     int n;
@@ -331,6 +338,9 @@ kf_sched *kf_sched_new(kf_graph *g, const kf_sched_opts *o)
         if (s->live[i])
             for (int j = 0; j < g->nodes[i]->nin; j++) s->live[g->nodes[i]->in[j]->id] = true;
     }
+    /* a template computes all its results, used or not */
+    for (int i = 0; i < g->nnodes; i++)
+        if (g->nodes[i]->op == KF_OP_RESULT && s->live[g->nodes[i]->in[0]->id]) s->live[i] = true;
     for (int i = 0; i < g->nnodes; i++) {
         kf_node *n = g->nodes[i];
         if (!s->live[i]) continue;
@@ -400,6 +410,8 @@ kf_sched *kf_sched_new(kf_graph *g, const kf_sched_opts *o)
     for (int i = 0; i < g->nnodes; i++) {
         kf_node *n = g->nodes[i];
         if (n->op == KF_OP_INPUT || n->op == KF_OP_CONST || s->is_output[i]) s->stored[i] = true;
+        /* an unused result still needs somewhere to go */
+        if (n->op == KF_OP_RESULT && s->live[i] && c.users[i].n == 0) s->stored[i] = true;
     }
     for (int i = 0; i < g->nnodes; i++) {
         kf_node *x = g->nodes[i];
@@ -482,11 +494,10 @@ void kf_sched_free(kf_sched *s)
 
 void kf_sched_dump(const kf_sched *s, FILE *f)
 {
-    static const char *kn[] = {"pointwise", "reduction", "template"};
     fprintf(f, "# schedule: %d kernels\n", s->nk);
     for (int i = 0; i < s->nk; i++) {
         kf_kernel *k = s->k[i];
-        fprintf(f, "  k%d %s", i, kn[k->kind]);
+        fprintf(f, "  k%d %s", i, kf_kern_kind_name(k->kind));
         if (k->anchor) fprintf(f, " anchor %%%d%s", k->anchor->id, s->stored[k->anchor->id] ? " stored" : "");
         fprintf(f, " nodes");
         for (int j = 0; j < k->nnodes; j++) fprintf(f, " %%%d", k->nodes[j]->id);

@@ -10,6 +10,8 @@
 #include "../kfuse-impl.h"
 
 typedef enum { KF_KERN_POINTWISE, KF_KERN_REDUCTION, KF_KERN_TEMPLATE, KF_KERN_EXTERN } kf_kern_kind;
+/* "pointwise", "reduction", "template" (standard and external alike) */
+const char *kf_kern_kind_name(kf_kern_kind k);
 
 typedef struct kf_kernel {
     kf_kern_kind kind;

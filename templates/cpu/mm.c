@@ -9,12 +9,17 @@
  * then pastes this text and #undefs them; the text may appear several times in
  * one TU, so file-scope names are either guarded per type or pasted from KF_MM_FN.
  *
- * Shape (GotoBLAS/BLIS): B is packed per column slab (all of K, the prologue
- * applied once), shared by the threads; each thread packs MC x KC blocks of its
- * rows of A and runs an MR x NR register-blocked micro-kernel over them. Every
- * C element is STOREd exactly once: when K needs several KC blocks the partial
- * sums wait in a per-thread buffer, and the last block's micro-tile goes
- * through the epilogue straight from a small tile. */
+ * Indices passed to the macros are int64_t; LOAD/STORE must be pure in them
+ * (any order, any thread). Sizes need only be expressions, not literals.
+ *
+ * Shape (GotoBLAS/BLIS): B is packed per column slab (all of K, prologue applied
+ * once), threads packing it together and sharing it; the threads then take row
+ * blocks of the slab dynamically, pack MC x KC blocks of A (prologue applied)
+ * and run an MR x NR register-blocked micro-kernel over them. Every C element is
+ * STOREd exactly once: when K needs several KC blocks the partial sums wait in
+ * a per-thread buffer, and the last block's micro-tile goes through the
+ * epilogue, row by row in an `omp simd` loop, straight from a small tile.
+ * Block sizes can be overridden with -D for tuning (see KF_MM_KC below). */
 
 #ifndef KF_RESTRICT
 #define KF_RESTRICT __restrict__
@@ -102,11 +107,6 @@ static inline void KF_MM_UKR(int64_t kc, const KF_MM_T *KF_RESTRICT a, const KF_
 }
 #endif
 
-#ifdef KF_MM_A_PTR
-#define KF_MM_LA(m, k) a_ptr[(m) * (int64_t)KF_MM_K + (k)]
-#else
-#define KF_MM_LA(m, k) KF_MM_LOAD_A(B, b, m, k)
-#endif
 #ifdef KF_MM_B_PTR
 #define KF_MM_LB(k, n) b_ptr[(k) * (int64_t)KF_MM_N + (n)]
 #else
@@ -120,19 +120,25 @@ static inline void KF_MM_CAT(KF_MM_FN, _pack_a)(void **B, int64_t b, int64_t m0,
 {
 #ifdef KF_MM_A_PTR
     const KF_MM_T *KF_RESTRICT a_ptr = KF_MM_A_PTR(B, b);
-#ifndef KF_MM_NO_PF
-    /* The next panel's rows: short strided streams the hardware does not
-     * prefetch in time, and the packing loop would stall on each line. */
-    for (int64_t m = m0 + KF_MM_MR; m < m0 + 2 * KF_MM_MR && m < KF_MM_M; m++)
-        for (int64_t k = 0; k < kc; k += 64 / (int64_t)sizeof(KF_MM_T))
-            __builtin_prefetch(&KF_MM_LA(m, k0 + k));
-#endif
-#endif
-    (void)B;
-    (void)b;
+    /* Each row is a short stream that the hardware prefetches late, so fetch
+     * the next panel's row a line at a time while this one is copied. */
+    enum { LINE = 64 / sizeof(KF_MM_T) };
+    for (int i = 0; i < mr; i++) {
+        const int64_t pf = m0 + KF_MM_MR + i < KF_MM_M ? m0 + KF_MM_MR + i : m0 + i;
+        int64_t k = 0;
+        for (; k + LINE <= kc; k += LINE) {
+            __builtin_prefetch(&a_ptr[pf * KF_MM_K + k0 + k]);
+            for (int kk = 0; kk < LINE; kk++)
+                dst[(k + kk) * KF_MM_MR + i] = a_ptr[(m0 + i) * KF_MM_K + k0 + k + kk];
+        }
+        for (; k < kc; k++)
+            dst[k * KF_MM_MR + i] = a_ptr[(m0 + i) * KF_MM_K + k0 + k];
+    }
+#else
     for (int i = 0; i < mr; i++)
         for (int64_t k = 0; k < kc; k++)
-            dst[k * KF_MM_MR + i] = KF_MM_LA(m0 + i, k0 + k);
+            dst[k * KF_MM_MR + i] = KF_MM_LOAD_A(B, b, m0 + i, k0 + k);
+#endif
     for (int i = mr; i < KF_MM_MR; i++)
         for (int64_t k = 0; k < kc; k++)
             dst[k * KF_MM_MR + i] = 0;
@@ -267,7 +273,7 @@ static void KF_MM_FN(void **B)
      * thread an A block and, when K has several blocks, the partial sums. */
     const size_t slab = (size_t)(K ? K : 1) * ncs, ablk = (size_t)mcp * MR * kcb;
     const size_t accn = nkb > 1 ? (size_t)mcp * MR * ncs : 0;
-#define KF_MM_UP(x) (((x) + 15) & ~(size_t)15) /* 64-byte multiples of floats */
+#define KF_MM_UP(x) (((x) + 15) & ~(size_t)15) /* keeps each part 64-byte aligned */
     const size_t per_thread = KF_MM_UP(ablk) + KF_MM_UP(accn) + (by_batch ? KF_MM_UP(slab) : 0);
     const size_t total = (by_batch ? 0 : KF_MM_UP(slab)) + per_thread * nt;
 #undef KF_MM_UP
@@ -336,5 +342,4 @@ static void KF_MM_FN(void **B)
 #undef KF_MM_UKR
 #undef KF_MM_VL
 #undef KF_MM_NR
-#undef KF_MM_LA
 #undef KF_MM_LB

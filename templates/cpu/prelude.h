@@ -117,12 +117,13 @@ KF_INLINE float kf_ceil_f(float a) { return ceilf(a); }
 KF_INLINE float kf_sign_f(float a) { return a != a ? a : (float)((a > 0) - (a < 0)); }
 
 /* exp: x = n ln2 + r, |r| <= ln2/2, e^r by a degree-6 polynomial, 2^n built
- * in the exponent bits. */
+ * in the exponent bits.  No calls and no branches (rounding by the 1.5*2^23
+ * trick, clamps as selects), so that loops over it vectorise. */
 KF_INLINE float kf_exp_f(float x)
 {
     float c = x > 88.0f ? 88.0f : x;
     c = c < -87.33654475f ? -87.33654475f : c;
-    float n = __builtin_roundf(c * 1.44269504088896341f);
+    const float n = (c * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = c - n * 0.693359375f;
     r = r + n * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
@@ -132,8 +133,7 @@ KF_INLINE float kf_exp_f(float x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    float s = kf_bitsf((uint32_t)((int32_t)n + 127) << 23);
-    float y = p * s;
+    float y = p * kf_bitsf((uint32_t)((int32_t)n + 127) << 23);
     y = x < -87.33654475f ? 0.0f : y;
     y = x > 88.72283935546875f ? INFINITY : y;
     return x != x ? x : y;

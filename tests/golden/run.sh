@@ -8,8 +8,15 @@ set -u
 kfuse=$1
 f=$2
 want=$(sed -n 's/^# kernels: *//p' "$f")
+# "# backend: NAME" loads a template backend for this graph
+be=$(sed -n 's/^# backend: *//p' "$f")
+if [ -n "$be" ]; then
+    run_kfuse() { "$kfuse" "$@" --backend "$be"; }
+else
+    run_kfuse() { "$kfuse" "$@"; }
+fi
 [ -n "$want" ] || { echo "FAIL $f: no '# kernels:' line"; exit 1; }
-json=$("$kfuse" explain "$f" --json) || { echo "FAIL $f: explain exited $?"; exit 1; }
+json=$(run_kfuse explain "$f" --json) || { echo "FAIL $f: explain exited $?"; exit 1; }
 got=$(printf '%s\n' "$json" | grep -o '"name": "k[0-9]*"' | wc -l)
 if [ "$got" -ne "$want" ]; then
     echo "FAIL $f: $got kernels, expected $want"
@@ -27,7 +34,7 @@ for role in prologue epilogue; do
         esac
     done
 done
-out=$("$kfuse" run "$f" --check 2>&1)
+out=$(run_kfuse run "$f" --check 2>&1)
 rc=$?
 if [ $rc -ne 0 ]; then
     echo "FAIL $f: run --check exited $rc"
@@ -35,6 +42,6 @@ if [ $rc -ne 0 ]; then
     exit 1
 fi
 for nf in --no-fusion --no-template-fusion; do
-    o2=$("$kfuse" run "$f" --check $nf 2>&1) || { echo "FAIL $f: run --check $nf"; printf '%s\n' "$o2"; exit 1; }
+    o2=$(run_kfuse run "$f" --check $nf 2>&1) || { echo "FAIL $f: run --check $nf"; printf '%s\n' "$o2"; exit 1; }
 done
 echo "ok $f: $got kernels"

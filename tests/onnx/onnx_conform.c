@@ -345,7 +345,7 @@ static void list_suite(const char *root, const char *suite, const char *filter)
         names[n++] = strdup(e->d_name);
     }
     closedir(d);
-    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    if (n) qsort(names, (size_t)n, sizeof *names, cmp_str);
     for (int i = 0; i < n; i++) {
         if (ncases == capcases) {
             capcases = capcases ? capcases * 2 : 1024;
@@ -498,7 +498,7 @@ static void summary(const char *suite)
     }
     if (!p && !f && !s) return;
     printf("%-18s passed %4d  failed %4d  skipped %4d\n", suite, p, f, s);
-    qsort(cs, (size_t)nc, sizeof *cs, cmp_count);
+    if (nc) qsort(cs, (size_t)nc, sizeof *cs, cmp_count);
     if (nc) {
         printf("  skipped for:");
         for (int i = 0; i < nc; i++) printf("%s %s (%d)", i ? "," : "", cs[i].key, cs[i].n);

@@ -54,8 +54,7 @@ static void close_loops(kf_cg *c, int n)
 
 static void comment_nodes(kf_cg *c, kf_buf *out, kf_kernel *k)
 {
-    static const char *kn[] = {"pointwise", "reduction", "template mm"};
-    kf_buf_printf(out, "/* kernel %d: %s;", k->id, kn[k->kind]);
+    kf_buf_printf(out, "/* kernel %d: %s;", k->id, kf_kern_kind_name(k->kind));
     for (int i = 0; i < k->nnodes && i < 32; i++) {
         char lb[64], id[80];
         kf_sanitize_ident(kf_node_label(k->nodes[i], lb, sizeof lb), id, sizeof id);
@@ -230,6 +229,7 @@ static void gen_extern(kf_cg *c, kf_buf *out)
     c->nlocal = 0;
     for (int i = 0; i < k->nnodes; i++)
         if (k->nodes[i]->op == KF_OP_RESULT && k->nodes[i]->in[0] == e) res[k->nodes[i]->attr.start] = k->nodes[i];
+    for (int r = 0; r < nres; r++) KF_ASSERT(res[r]); /* the scheduler keeps every result */
     kf_buf hooks;
     kf_buf_init(&hooks, c->ctx);
     kf_buf body;

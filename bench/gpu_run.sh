@@ -1,0 +1,50 @@
+#!/bin/sh
+# gpu_run.sh - everything the CUDA target needs a GPU for, in one go (one
+# device-machine call): build, the differential suite on the GPU against the
+# interpreter, the golden graphs with `kfuse run --check --device cuda` in all
+# three fusion modes, and the benchmark against cuBLAS.  Logs go to $OUT
+# (default ./gpu-out).  usage: bench/gpu_run.sh [all|build|diff|golden|bench]...
+set -u
+OUT=${OUT:-./gpu-out}
+mkdir -p "$OUT"
+B=${BUILD:-/tmp/kf-gpu-build}
+export KFUSE_CACHE_DIR=${KFUSE_CACHE_DIR:-/tmp/kf-gpu-cache}
+steps=${*:-all}
+has() { case " $steps " in *" $1 "*|*" all "*) return 0 ;; esac; return 1; }
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv 2>&1 | tee "$OUT/gpu.txt"
+if has build || [ ! -x "$B/kfuse" ]; then
+    cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release >"$OUT/build.log" 2>&1 &&
+        cmake --build "$B" -j"$(nproc)" >>"$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 2; }
+    echo "build ok"
+fi
+rc=0
+if has golden; then
+    : >"$OUT/golden.log"
+    ng=0; nbad=0
+    for f in tests/golden/*.kf; do
+        for m in "" --no-fusion --no-template-fusion; do
+            ng=$((ng + 1))
+            if timeout 120 "$B/kfuse" run "$f" --check --device cuda $m >>"$OUT/golden.log" 2>&1; then :
+            else nbad=$((nbad + 1)); echo "FAIL golden $f $m" | tee -a "$OUT/golden.log"; fi
+        done
+    done
+    echo "golden --device cuda: $nbad of $ng runs failed"
+    [ $nbad -eq 0 ] || rc=1
+fi
+if has diff; then
+    KFUSE_TEST_DEVICE=cuda timeout 420 "$B/tests/test_diff" >"$OUT/diff.log" 2>&1
+    d=$?
+    grep -E "^FAIL" "$OUT/diff.log" | head -40
+    tail -1 "$OUT/diff.log"
+    echo "test_diff --device cuda: exit $d"
+    [ $d -eq 0 ] || rc=1
+fi
+if has bench; then
+    timeout 400 "$B/bench/gpu_bench" ${REPS:-50} >"$OUT/bench.log" 2>&1
+    b=$?
+    cat "$OUT/bench.log"
+    echo "gpu_bench: exit $b"
+    "$B/kfuse" bench tests/golden/relu_mm_bias.kf --device cuda --repeat 5 --warmup 2 >"$OUT/cli_bench.log" 2>&1 ||
+        { echo "kfuse bench --device cuda failed"; cat "$OUT/cli_bench.log"; rc=1; }
+fi
+exit $rc

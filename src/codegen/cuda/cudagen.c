@@ -1,0 +1,436 @@
+/*
+ * cudagen.c - the CUDA code generator pass (see cudagen.h).  The same
+ * schedule and the same fusion decisions as the C target; per kernel:
+ *   pointwise  a grid-stride loop over the flat index, decomposed into the
+ *              multi-index that the shared expression generator expects;
+ *   reduction  a warp (short rows) or a block (long rows) per output
+ *              element, a shuffle tree, the epilogue computed by the lane
+ *              that holds the result;
+ *   template   templates/cuda/mm.cu instantiated through KF_MM_* macros,
+ *              with inline prologue and epilogue functions, on tensor
+ *              cores for f16 and bf16;
+ *   extern     not yet: a backend's CUDA side is future work.
+ * Every kernel takes the buffer table by value (kf_bufs, a __grid_constant__
+ * parameter), so the declarations of kf_cg_emit_decls read B[slot] as they
+ * do on the CPU.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cudagen.h"
+
+extern const char kf_tmpl_prelude_cuh[];
+extern const char kf_tmpl_mm_cu[];
+
+#define NT 256 /* threads of pointwise and reduction blocks */
+
+const kf_mm_cfg kf_mm_cfgs[] = {
+    {128, 256, 32, 64, 64, 3}, /* 0: large problems */
+    {128, 128, 32, 64, 64, 4}, /* 1 */
+    {256, 128, 32, 64, 64, 3}, /* 2 */
+    {128, 128, 64, 64, 64, 3}, /* 3 */
+    {64, 128, 32, 32, 64, 4},  /* 4: few tiles */
+};
+const int kf_mm_ncfgs = (int)(sizeof kf_mm_cfgs / sizeof *kf_mm_cfgs);
+
+void kf_mm_cfg_name(int i, char *buf, size_t sz)
+{
+    const kf_mm_cfg *f = &kf_mm_cfgs[i];
+    snprintf(buf, sz, "%dx%dx%d w%dx%d s%d", f->bm, f->bn, f->bk, f->wm, f->wn, f->stages);
+}
+
+static unsigned cfg_smem(const kf_mm_cfg *f)
+{
+    unsigned pipe = (unsigned)(f->stages * (f->bm * f->bk + f->bk * f->bn) * 2);
+    unsigned epi = (unsigned)(f->bm * (f->bn + 4) * 4);
+    return pipe > epi ? pipe : epi;
+}
+
+typedef struct cuda_gen {
+    kf_cg c;
+    const kf_cuda_target *t;
+    kf_cuda_prog *out;
+    int cap;
+    bool small;            /* every tensor has < 2^31 elements: int indices */
+} cuda_gen;
+
+static kf_cuda_call *add_launch(cuda_gen *G, const char *name, int64_t grid, unsigned block, unsigned smem)
+{
+    kf_cuda_prog *o = G->out;
+    if (o->nlaunch == G->cap) {
+        int nc = G->cap ? G->cap * 2 : 16;
+        kf_cuda_call *l = kf_realloc(G->c.ctx, o->launch, sizeof *l * (size_t)nc);
+        if (!l) return NULL;
+        o->launch = l;
+        G->cap = nc;
+    }
+    kf_cuda_call *l = &o->launch[o->nlaunch++];
+    memset(l, 0, sizeof *l);
+    snprintf(l->name, sizeof l->name, "%s", name);
+    l->kernel = G->c.k->id;
+    l->grid[0] = (unsigned)grid;
+    l->grid[1] = l->grid[2] = 1;
+    l->block[0] = block;
+    l->block[1] = l->block[2] = 1;
+    l->smem = smem;
+    return l;
+}
+
+static void comment_nodes(kf_buf *out, kf_kernel *k)
+{
+    static const char *kn[] = {"pointwise", "reduction", "template mm", "extern"};
+    kf_buf_printf(out, "/* kernel %d: %s;", k->id, kn[k->kind]);
+    for (int i = 0; i < k->nnodes && i < 32; i++) {
+        char lb[64], id[80];
+        kf_sanitize_ident(kf_node_label(k->nodes[i], lb, sizeof lb), id, sizeof id);
+        kf_buf_printf(out, " %s", id);
+    }
+    kf_buf_puts(out, k->nnodes > 32 ? " ... */\n" : " */\n");
+}
+
+/* Decomposes flat index `f` (of shape[0..nd)) into named index variables;
+ * size-1 dims are the literal 0. */
+static void decompose(cuda_gen *G, kf_idx *ix, const char *pfx, const char *f, int nd, const int64_t *shape)
+{
+    kf_cg *c = &G->c;
+    ix->nd = nd;
+    int64_t stride = 1;
+    for (int d = nd - 1; d >= 0; d--) {
+        if (shape[d] == 1) {
+            ix->e[d] = "0";
+            continue;
+        }
+        ix->e[d] = kf_cg_fmt(c, "%s%d", pfx, d);
+        if (stride == 1)
+            kf_emit(c->body, "const kf_ix %s%d = %s %% %" PRId64 ";", pfx, d, f, shape[d]);
+        else
+            kf_emit(c->body, "const kf_ix %s%d = (%s / %" PRId64 ") %% %" PRId64 ";", pfx, d, f, stride, shape[d]);
+        stride *= shape[d];
+    }
+}
+
+static unsigned grid_for(cuda_gen *G, int64_t work, int per_block)
+{
+    int64_t g = (work + per_block - 1) / per_block;
+    int64_t cap = (int64_t)(G->t->nsm > 0 ? G->t->nsm : 132) * 16;
+    if (g > cap) g = cap;
+    return (unsigned)g;
+}
+
+static const char *kernel_sig(cuda_gen *G, const char *name, int threads)
+{
+    return kf_cg_fmt(&G->c, "extern \"C\" __global__ void __launch_bounds__(%d) %s(const __grid_constant__ kf_bufs B)",
+                     threads, name);
+}
+
+static void gen_pointwise(cuda_gen *G, kf_buf *out)
+{
+    kf_cg *c = &G->c;
+    kf_node *r = c->k->roots[0];
+    int64_t n = kf_node_numel(r);
+    kf_buf body;
+    kf_cg_begin_fn(c, &body);
+    kf_emit(c->body, "for (kf_ix f = (kf_ix)blockIdx.x * %d + threadIdx.x; f < (kf_ix)%" PRId64
+                     "; f += (kf_ix)gridDim.x * %d) {", NT, n, NT);
+    kf_idx ix;
+    decompose(G, &ix, "i", "f", r->ndim, r->shape);
+    kf_cg_roots(c, &ix, -1);
+    kf_emit(c->body, "}");
+    const char *name = kf_cg_fmt(c, "kf_k%d", c->k->id);
+    kf_cg_end_fn(c, out, &body, kernel_sig(G, name, NT));
+    add_launch(G, name, n ? grid_for(G, n, NT) : 0, NT, 0);
+}
+
+static void gen_reduction(cuda_gen *G, kf_buf *out)
+{
+    kf_cg *c = &G->c;
+    kf_node *a = c->k->anchor, *x = a->in[0];
+    int64_t nout = kf_node_numel(a), cnt = kf_reduce_count(a);
+    /* a warp per output for short rows, the whole block for long ones */
+    int grp = cnt > 2048 ? NT : 32, per = NT / grp;
+    kf_buf body;
+    kf_cg_begin_fn(c, &body);
+    bool is_sum = a->op == KF_OP_SUM || a->op == KF_OP_MEAN;
+    bool fl = kf_dtype_is_float(a->dtype);
+    const char *acct = is_sum && fl ? "double" : kf_cg_ctype(a->dtype);
+    const char *init = is_sum ? "0"
+                     : a->op == KF_OP_MAX ? (fl ? "-INFINITY" : "INT64_MIN")
+                                          : (fl ? "INFINITY" : "INT64_MAX");
+    char letter = kf_cg_tletter(a->dtype);
+    const char *comb = is_sum ? "acc + %s" : a->op == KF_OP_MAX ? "kf_max_%c(acc, %s)" : "kf_min_%c(acc, %s)";
+    (void)comb;
+    kf_emit(c->body, "const int lane = threadIdx.x %% %d;", grp);
+    kf_emit(c->body, "const kf_ix o = (kf_ix)blockIdx.x * %d + threadIdx.x / %d;", per, grp);
+    kf_emit(c->body, "if (o >= (kf_ix)%" PRId64 ") return;", nout);
+    kf_idx oix;
+    decompose(G, &oix, "o", "o", a->ndim, a->shape);
+    kf_emit(c->body, "%s acc = %s;", acct, init);
+    kf_emit(c->body, "for (kf_ix r = lane; r < (kf_ix)%" PRId64 "; r += %d) {", cnt, grp);
+    /* the reduced dims, innermost fastest, so that lanes read neighbours */
+    kf_idx rix = {.nd = x->ndim};
+    int64_t stride = 1;
+    for (int d = x->ndim - 1; d >= 0; d--) {
+        if (!kf_reduce_has_axis(a, d)) continue;
+        if (x->shape[d] == 1) {
+            rix.e[d] = "0";
+            continue;
+        }
+        rix.e[d] = kf_cg_fmt(c, "r%d", d);
+        kf_emit(c->body, "const kf_ix r%d = (r / %" PRId64 ") %% %" PRId64 ";", d, stride, x->shape[d]);
+        stride *= x->shape[d];
+    }
+    int o = 0;
+    for (int d = 0; d < x->ndim; d++) {
+        if (kf_reduce_has_axis(a, d)) {
+            if (a->attr.keepdims) o++;
+        } else {
+            rix.e[d] = oix.e[o++];
+        }
+    }
+    int mark = c->nmemo;
+    const char *v = kf_cg_gen(c, x, &rix);
+    if (is_sum) kf_emit(c->body, "acc += %s;", v);
+    else kf_emit(c->body, "acc = kf_%s_%c(acc, %s);", a->op == KF_OP_MAX ? "max" : "min", letter, v);
+    c->nmemo = mark;
+    kf_emit(c->body, "}");
+    const char *cmb = is_sum ? "acc += y;" : a->op == KF_OP_MAX ? kf_cg_fmt(c, "acc = kf_max_%c(acc, y);", letter)
+                                                              : kf_cg_fmt(c, "acc = kf_min_%c(acc, y);", letter);
+    kf_emit(c->body, "for (int s = 16; s > 0; s >>= 1) {");
+    kf_emit(c->body, "const %s y = __shfl_down_sync(0xffffffffu, acc, s);", acct);
+    kf_emit(c->body, "%s", cmb);
+    kf_emit(c->body, "}");
+    if (grp > 32) {
+        kf_emit(c->body, "__shared__ %s part[%d];", acct, grp / 32);
+        kf_emit(c->body, "if (lane %% 32 == 0) part[lane / 32] = acc;");
+        kf_emit(c->body, "__syncthreads();");
+        kf_emit(c->body, "if (lane >= 32) return;");
+        kf_emit(c->body, "acc = lane < %d ? part[lane] : (%s)%s;", grp / 32, acct, init);
+        kf_emit(c->body, "for (int s = 16; s > 0; s >>= 1) {");
+        kf_emit(c->body, "const %s y = __shfl_down_sync(0xffffffffu, acc, s);", acct);
+        kf_emit(c->body, "%s", cmb);
+        kf_emit(c->body, "}");
+    }
+    kf_emit(c->body, "if (lane != 0) return;");
+    const char *res = "acc";
+    if (a->op == KF_OP_MEAN)
+        res = fl ? kf_cg_fmt(c, "(acc / %" PRId64 ".0)", cnt) : kf_cg_fmt(c, "kf_div_i(acc, %" PRId64 ")", cnt);
+    const char *av = kf_cg_tmp(c);
+    const char *conv = kf_cg_fit_dtype(c, a->dtype, fl ? kf_cg_fmt(c, "(%s)%s", kf_cg_ctype(a->dtype), res) : res);
+    kf_emit(c->body, "const %s %s = %s;", kf_cg_ctype(a->dtype), av, conv);
+    kf_cg_memo_put(c, a, &oix, av);
+    if (c->s->stored[a->id])
+        kf_emit(c->body, "%s[%s] = %s;", kf_cg_ptr(c, a, true), kf_cg_linear(c, a, &oix), kf_cg_store_conv(c, a->dtype, av));
+    kf_cg_roots(c, &oix, -1);
+    const char *name = kf_cg_fmt(c, "kf_k%d", c->k->id);
+    kf_cg_end_fn(c, out, &body, kernel_sig(G, name, NT));
+    add_launch(G, name, nout ? (nout + per - 1) / per : 0, NT, 0);
+}
+
+/* Can the tensor-core template stage operand x straight from its buffer
+ * (cp.async, 16-byte chunks)? */
+static bool plain_operand(kf_cg *c, const kf_node *mm, const kf_node *x, int64_t row)
+{
+    if (x->dtype != mm->dtype || c->s->kern[x->id] == c->k->id || kf_node_is_view(x)) return false;
+    if (row % 8) return false;
+    if (x->ndim != mm->ndim) return x->ndim == 2;
+    for (int d = 0; d < x->ndim - 2; d++)
+        if (x->shape[d] != mm->shape[d]) return false;
+    return true;
+}
+
+static uint64_t fnv(uint64_t h, const char *s)
+{
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+    return h;
+}
+
+/* The heuristic tile configuration: the largest tile that still gives
+ * every multiprocessor a block. */
+static int pick_cfg(cuda_gen *G, int64_t M, int64_t N, int64_t batch)
+{
+    int nsm = G->t->nsm > 0 ? G->t->nsm : 132;
+    static const int order[] = {0, 1, 4};
+    for (int i = 0; i < 3; i++) {
+        const kf_mm_cfg *f = &kf_mm_cfgs[order[i]];
+        int64_t tiles = ((M + f->bm - 1) / f->bm) * ((N + f->bn - 1) / f->bn) * batch;
+        if (tiles >= nsm) return order[i];
+    }
+    return 4;
+}
+
+static void gen_template(cuda_gen *G, kf_buf *out)
+{
+    kf_cg *c = &G->c;
+    kf_node *mm = c->k->anchor, *A = mm->in[0], *Bn = mm->in[1];
+    int id = c->k->id;
+    int64_t M = mm->shape[mm->ndim - 2], N = mm->shape[mm->ndim - 1];
+    int64_t K = A->shape[A->ndim - 1], batch = 1;
+    for (int d = 0; d < mm->ndim - 2; d++) batch *= mm->shape[d];
+    bool tc = mm->dtype == KF_F16 || mm->dtype == KF_BF16;
+    const char *T = mm->dtype == KF_F64 ? "double" : "float";
+    kf_dtype acc_dt = mm->dtype == KF_F64 ? KF_F64 : KF_F32;
+    kf_buf fused; /* everything but the tile configuration: the tuning key */
+    kf_buf_init(&fused, c->ctx);
+    kf_buf body;
+    for (int op = 0; op < 2; op++) {
+        kf_node *x = op == 0 ? A : Bn;
+        kf_cg_begin_fn(c, &body);
+        kf_idx ix = op == 0 ? kf_cg_mm_idx(c, mm, x, "m", "k") : kf_cg_mm_idx(c, mm, x, "k", "n");
+        const char *v = kf_cg_gen(c, x, &ix);
+        kf_emit(c->body, "return %s;", kf_cg_convert(c, x->dtype, acc_dt, v));
+        kf_cg_end_fn(c, &fused, &body,
+                     kf_cg_fmt(c, "KF_INLINE %s kf_k%d_prologue_%c(const kf_bufs &B, kf_ix b, kf_ix %s, kf_ix %s)", T,
+                               id, op == 0 ? 'a' : 'b', op == 0 ? "m" : "k", op == 0 ? "k" : "n"));
+    }
+    kf_cg_begin_fn(c, &body);
+    kf_idx oix = kf_cg_mm_idx(c, mm, mm, "m", "n");
+    const char *av = "acc";
+    if (tc) {
+        av = kf_cg_tmp(c);
+        kf_emit(c->body, "const float %s = %s(acc);", av, mm->dtype == KF_F16 ? "kf_round_h" : "kf_round_bf");
+    }
+    kf_cg_memo_put(c, mm, &oix, av);
+    if (c->s->stored[mm->id])
+        kf_emit(c->body, "%s[%s] = %s;", kf_cg_ptr(c, mm, true), kf_cg_linear(c, mm, &oix), kf_cg_store_conv(c, mm->dtype, av));
+    kf_cg_roots(c, &oix, -1);
+    kf_cg_end_fn(c, &fused, &body,
+                 kf_cg_fmt(c, "KF_INLINE void kf_k%d_epilogue(const kf_bufs &B, kf_ix b, kf_ix m, kf_ix n, %s acc)", id, T));
+    kf_buf_printf(&fused, "#define KF_MM_TC %d\n#define KF_MM_BF16 %d\n#define KF_MM_T %s\n", tc, mm->dtype == KF_BF16, T);
+    kf_buf_printf(&fused, "#define KF_MM_BATCH %" PRId64 "LL\n#define KF_MM_M %" PRId64 "LL\n#define KF_MM_N %" PRId64
+                          "LL\n#define KF_MM_K %" PRId64 "LL\n", batch, M, N, K);
+    kf_buf_printf(&fused, "#define KF_MM_LOAD_A(B, b, m, k) kf_k%d_prologue_a(B, b, m, k)\n", id);
+    kf_buf_printf(&fused, "#define KF_MM_LOAD_B(B, b, k, n) kf_k%d_prologue_b(B, b, k, n)\n", id);
+    kf_buf_printf(&fused, "#define KF_MM_STORE(B, b, m, n, v) kf_k%d_epilogue(B, b, m, n, v)\n", id);
+    bool pa = tc && !c->k->prologue[0] && plain_operand(c, mm, A, K);
+    bool pb = tc && !c->k->prologue[1] && plain_operand(c, mm, Bn, N);
+    if (pa)
+        kf_buf_printf(&fused, "#define KF_MM_A_PTR(B, b) ((const uint16_t *)(B)[%d] + %s)\n", c->slot[A->id],
+                      A->ndim == 2 ? "0" : "(b) * KF_MM_M * KF_MM_K");
+    if (pb)
+        kf_buf_printf(&fused, "#define KF_MM_B_PTR(B, b) ((const uint16_t *)(B)[%d] + %s)\n", c->slot[Bn->id],
+                      Bn->ndim == 2 ? "0" : "(b) * KF_MM_K * KF_MM_N");
+    if (pa) c->slot_used[c->slot[A->id]] = true;
+    if (pb) c->slot_used[c->slot[Bn->id]] = true;
+    char *fs = kf_buf_take(&fused);
+    if (!fs) return;
+    kf_buf_puts(out, fs);
+
+    /* the variants: one tile configuration, or all of them to be timed */
+    int pick = 0, first = 0, last = 0;
+    char key[40] = "";
+    if (tc) {
+        uint64_t h = fnv(0xcbf29ce484222325ULL, fs);
+        h = fnv(h, kf_tmpl_mm_cu);
+        snprintf(key, sizeof key, "%016llx_sm%d%d", (unsigned long long)h, G->t->sm_major, G->t->sm_minor);
+        pick = G->t->pick ? G->t->pick(G->t->ud, key) : pick_cfg(G, M, N, batch);
+        /* only large products are worth timing every configuration */
+        if (pick >= kf_mm_ncfgs || (pick < 0 && 2.0 * (double)M * (double)N * (double)K * (double)batch < 1e9))
+            pick = pick_cfg(G, M, N, batch);
+        first = pick < 0 ? 0 : pick;
+        last = pick < 0 ? kf_mm_ncfgs - 1 : pick;
+    }
+    kf_free(c->ctx, fs);
+    for (int v = first; v <= last; v++) {
+        const char *name = pick < 0 ? kf_cg_fmt(c, "kf_k%d_c%d", id, v) : kf_cg_fmt(c, "kf_k%d", id);
+        kf_buf_printf(out, "#define KF_MM_FN %s\n", name);
+        kf_cuda_call *l;
+        if (tc) {
+            const kf_mm_cfg *f = &kf_mm_cfgs[v];
+            char cn[64];
+            kf_mm_cfg_name(v, cn, sizeof cn);
+            kf_buf_printf(out, "/* kfuse-tile: kernel %d %s */\n", id, cn);
+            kf_buf_printf(out, "#define KF_MM_BM %d\n#define KF_MM_BN %d\n#define KF_MM_BK %d\n#define KF_MM_WM %d\n"
+                               "#define KF_MM_WN %d\n#define KF_MM_STAGES %d\n",
+                          f->bm, f->bn, f->bk, f->wm, f->wn, f->stages);
+            int64_t tiles = ((M + f->bm - 1) / f->bm) * ((N + f->bn - 1) / f->bn);
+            l = add_launch(G, name, batch ? tiles : 0, (unsigned)((f->bm / f->wm) * (f->bn / f->wn) * 32), cfg_smem(f));
+            if (l) {
+                l->grid[1] = (unsigned)batch;
+                l->variant = v;
+                l->tuned = pick < 0;
+                snprintf(l->key, sizeof l->key, "%s", key);
+            }
+        } else {
+            l = add_launch(G, name, batch && M && N ? (N + 63) / 64 : 0, 256, 0);
+            if (l) {
+                l->grid[1] = (unsigned)((M + 63) / 64);
+                l->grid[2] = (unsigned)batch;
+            }
+        }
+        kf_buf_puts(out, kf_tmpl_mm_cu);
+        kf_buf_puts(out, "\n#undef KF_MM_FN\n");
+        if (tc)
+            kf_buf_puts(out, "#undef KF_MM_BM\n#undef KF_MM_BN\n#undef KF_MM_BK\n#undef KF_MM_WM\n#undef KF_MM_WN\n"
+                             "#undef KF_MM_STAGES\n");
+    }
+    kf_buf_puts(out, "#undef KF_MM_TC\n#undef KF_MM_BF16\n#undef KF_MM_T\n#undef KF_MM_BATCH\n#undef KF_MM_M\n"
+                     "#undef KF_MM_N\n#undef KF_MM_K\n#undef KF_MM_LOAD_A\n#undef KF_MM_LOAD_B\n#undef KF_MM_STORE\n");
+    if (pa) kf_buf_puts(out, "#undef KF_MM_A_PTR\n");
+    if (pb) kf_buf_puts(out, "#undef KF_MM_B_PTR\n");
+}
+
+int kf_cg_cuda_generate(kf_sched *s, const kf_cuda_target *t, kf_cuda_prog *out)
+{
+    kf_graph *g = s->g;
+    kf_ctx *ctx = s->ctx;
+    memset(out, 0, sizeof *out);
+    kf_arena ar;
+    kf_arena_init(&ar, ctx);
+    cuda_gen G = {.c = {.ctx = ctx, .s = s, .g = g, .ar = &ar}, .t = t, .out = out, .small = true};
+    kf_cg *c = &G.c;
+    kf_buf src, kern;
+    kf_buf_init(&src, ctx);
+    kf_buf_init(&kern, ctx);
+    for (int i = 0; i < s->nk; i++)
+        if (s->k[i]->kind == KF_KERN_EXTERN) {
+            kf_err(ctx, KF_ERR_UNSUPPORTED,
+                   "error: backend '%s' has no CUDA side for %s; compile for the CPU, or without that backend",
+                   s->k[i]->anchor->backend->name, s->k[i]->anchor->ext_op);
+            goto fail;
+        }
+    if (kf_cg_init(c, &out->prog)) goto fail;
+    for (int i = 0; i < g->nnodes; i++)
+        if (kf_node_numel(g->nodes[i]) >= ((int64_t)1 << 31)) G.small = false;
+
+    for (int i = 0; i < s->nk; i++) {
+        c->k = s->k[i];
+        comment_nodes(&kern, c->k);
+        switch (c->k->kind) {
+        case KF_KERN_POINTWISE: gen_pointwise(&G, &kern); break;
+        case KF_KERN_REDUCTION: gen_reduction(&G, &kern); break;
+        case KF_KERN_TEMPLATE: gen_template(&G, &kern); break;
+        case KF_KERN_EXTERN: break;
+        }
+        if (ctx->status != KF_OK) goto fail;
+        kf_buf_puts(&kern, "\n");
+    }
+    kf_buf_puts(&src, "/* generated by kfuse for CUDA */\n");
+    kf_buf_printf(&src, "#define KF_NSLOTS %d\n", out->prog.nslots ? out->prog.nslots : 1);
+    kf_buf_puts(&src, kf_tmpl_prelude_cuh);
+    kf_buf_printf(&src, "typedef %s kf_ix;\n\n", G.small ? "int" : "int64_t");
+    if (kern.s) kf_buf_puts(&src, kern.s);
+    if (kern.oom) src.oom = true;
+    kf_buf_free(&kern);
+    kf_free(ctx, c->memo);
+    out->prog.source = kf_buf_take(&src);
+    kf_arena_free(&ar);
+    if (!out->prog.source || ctx->status != KF_OK) goto fail2;
+    return 0;
+fail:
+    kf_buf_free(&src);
+    kf_buf_free(&kern);
+    kf_free(ctx, c->memo);
+    kf_arena_free(&ar);
+fail2:
+    if (ctx->status == KF_OK) kf_err(ctx, KF_ERR_NOMEM, "out of memory in the CUDA code generator");
+    kf_cuda_prog_free(ctx, out);
+    return -1;
+}
+
+void kf_cuda_prog_free(kf_ctx *ctx, kf_cuda_prog *p)
+{
+    kf_cprog_free(ctx, &p->prog);
+    kf_free(ctx, p->launch);
+    memset(p, 0, sizeof *p);
+}

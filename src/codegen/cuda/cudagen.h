@@ -1,0 +1,56 @@
+/*
+ * cudagen.h - the CUDA code generator: one CUDA C++ translation unit per
+ * schedule (compiled by NVRTC), one __global__ kernel per scheduled kernel
+ * (several per mm template while its tile configuration is being tuned),
+ * and the launch list that the runtime walks in order.  The expressions come
+ * from the shared generator (gen.h); templates/cuda/prelude.cuh defines the
+ * helpers they call.
+ */
+#ifndef KFUSE_CUDAGEN_H
+#define KFUSE_CUDAGEN_H
+
+#include "../gen.h"
+
+/* One kernel launch of the wrapper, in run order. */
+typedef struct kf_cuda_call {
+    char name[48];
+    int kernel;            /* the schedule's kernel id */
+    int variant;           /* tile configuration (mm templates), else 0 */
+    int tuned;             /* several variants of this kernel: pick one */
+    unsigned grid[3], block[3];
+    unsigned smem;         /* dynamic shared memory bytes */
+    char key[40];          /* mm templates: hash of shape, dtype and fused code */
+} kf_cuda_call;
+
+typedef struct kf_cuda_prog {
+    kf_cprog prog;         /* source, slots, constants, scratch */
+    kf_cuda_call *launch; /* owned */
+    int nlaunch;
+} kf_cuda_prog;
+
+/* The tile configurations of the tensor-core mm template. */
+typedef struct kf_mm_cfg {
+    int bm, bn, bk, wm, wn, stages;
+} kf_mm_cfg;
+extern const kf_mm_cfg kf_mm_cfgs[];
+extern const int kf_mm_ncfgs;
+
+typedef struct kf_cuda_target {
+    int sm_major, sm_minor; /* compute capability */
+    int nsm;                /* multiprocessors */
+    int smem_optin;         /* most dynamic shared memory a block may have */
+    /* asked per tensor-core mm template with its tuning key: the tile
+     * configuration to use, or -1 to emit every candidate (to be timed);
+     * NULL: a heuristic choice */
+    int (*pick)(void *ud, const char *key);
+    void *ud;
+} kf_cuda_target;
+
+/* 0, or -1 with an error on the context (KF_ERR_UNSUPPORTED for what the
+ * CUDA target cannot do: external templates). */
+int kf_cg_cuda_generate(kf_sched *s, const kf_cuda_target *t, kf_cuda_prog *out);
+void kf_cuda_prog_free(kf_ctx *ctx, kf_cuda_prog *p);
+/* "128x256x32 w64x64 s3" */
+void kf_mm_cfg_name(int cfg, char *buf, size_t sz);
+
+#endif

@@ -1,0 +1,136 @@
+/*
+ * prelude.cuh - the head of every CUDA translation unit kfuse generates:
+ * the same helper names as templates/cpu/prelude.h (storage conversions,
+ * the math that the op table's expressions call), as device functions, so
+ * that the shared expression generator (src/codegen/gen.c) serves both
+ * targets.  NVRTC has no C library headers: the integer types and the few
+ * macros the expressions use are defined here.
+ */
+typedef signed char int8_t;
+typedef unsigned char uint8_t;
+typedef short int16_t;
+typedef unsigned short uint16_t;
+typedef int int32_t;
+typedef unsigned int uint32_t;
+typedef long long int64_t;
+typedef unsigned long long uint64_t;
+#define INT64_C(x) x##LL
+#define INT64_MAX 9223372036854775807LL
+#define INT64_MIN (-INT64_MAX - 1)
+#define INFINITY __int_as_float(0x7f800000)
+#define NAN __int_as_float(0x7fc00000)
+
+#define KF_RESTRICT __restrict__
+#define KF_INLINE static __device__ __forceinline__
+
+/* The buffer table of one compiled graph, passed by value to every kernel
+ * (a __grid_constant__ parameter: reads come from the constant bank).
+ * Generated code indexes it as B[slot]. */
+#ifndef KF_NSLOTS
+#define KF_NSLOTS 1
+#endif
+struct kf_bufs {
+    void *p[KF_NSLOTS];
+    __device__ __forceinline__ void *operator[](int i) const { return p[i]; }
+};
+
+KF_INLINE uint32_t kf_fbits(float f) { return (uint32_t)__float_as_uint(f); }
+KF_INLINE float kf_bitsf(uint32_t u) { return __uint_as_float(u); }
+
+/* IEEE half <-> float by the hardware converter (round to nearest even). */
+KF_INLINE float kf_h2f(uint16_t h)
+{
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+}
+KF_INLINE uint16_t kf_f2h(float f)
+{
+    uint16_t h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+}
+KF_INLINE float kf_bf2f(uint16_t h) { return kf_bitsf((uint32_t)h << 16); }
+KF_INLINE uint16_t kf_f2bf(float f)
+{
+    uint32_t u = kf_fbits(f);
+    uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    return (uint16_t)(f != f ? ((u >> 16) | 0x40u) : r);
+}
+KF_INLINE float kf_round_h(float x) { return kf_h2f(kf_f2h(x)); }
+KF_INLINE float kf_round_bf(float x) { return kf_bf2f(kf_f2bf(x)); }
+
+/* Float to integer: NaN and out-of-range values give 0, as the reference
+ * interpreter does. */
+KF_INLINE int64_t kf_f2i(double x)
+{
+    return (x != x || x >= 9.2233720368547758e18 || x <= -9.2233720368547758e18) ? 0 : (int64_t)x;
+}
+
+/* ---- integer ---- */
+KF_INLINE int64_t kf_div_i(int64_t a, int64_t b)
+{
+    return b == 0 ? 0 : (b == -1 ? (int64_t)(0 - (uint64_t)a) : a / b);
+}
+KF_INLINE int64_t kf_max_i(int64_t a, int64_t b) { return a > b ? a : b; }
+KF_INLINE int64_t kf_min_i(int64_t a, int64_t b) { return a < b ? a : b; }
+KF_INLINE int64_t kf_abs_i(int64_t a) { return a < 0 ? (int64_t)(0 - (uint64_t)a) : a; }
+KF_INLINE int64_t kf_relu_i(int64_t a) { return a > 0 ? a : 0; }
+KF_INLINE int64_t kf_floor_i(int64_t a) { return a; }
+KF_INLINE int64_t kf_ceil_i(int64_t a) { return a; }
+KF_INLINE int64_t kf_sign_i(int64_t a) { return (a > 0) - (a < 0); }
+
+/* ---- double ---- */
+KF_INLINE double kf_div_d(double a, double b) { return a / b; }
+KF_INLINE double kf_pow_d(double a, double b) { return pow(a, b); }
+KF_INLINE double kf_max_d(double a, double b) { return (a != a || a > b) ? a : b; }
+KF_INLINE double kf_min_d(double a, double b) { return (a != a || a < b) ? a : b; }
+KF_INLINE double kf_abs_d(double a) { return fabs(a); }
+KF_INLINE double kf_exp_d(double a) { return exp(a); }
+KF_INLINE double kf_log_d(double a) { return log(a); }
+KF_INLINE double kf_sqrt_d(double a) { return sqrt(a); }
+KF_INLINE double kf_rsqrt_d(double a) { return 1.0 / sqrt(a); }
+KF_INLINE double kf_recip_d(double a) { return 1.0 / a; }
+KF_INLINE double kf_sigmoid_d(double a) { return 1.0 / (1.0 + exp(-a)); }
+KF_INLINE double kf_tanh_d(double a) { return tanh(a); }
+KF_INLINE double kf_relu_d(double a) { return a > 0 ? a : (a != a ? a : 0.0); }
+KF_INLINE double kf_erf_d(double a) { return erf(a); }
+KF_INLINE double kf_gelu_d(double a) { return 0.5 * a * (1.0 + erf(a * 0.70710678118654752440)); }
+KF_INLINE double kf_gelu_tanh_d(double a)
+{
+    return 0.5 * a * (1.0 + tanh(0.79788456080286535588 * (a + 0.044715 * a * a * a)));
+}
+KF_INLINE double kf_silu_d(double a) { return a / (1.0 + exp(-a)); }
+KF_INLINE double kf_sin_d(double a) { return sin(a); }
+KF_INLINE double kf_cos_d(double a) { return cos(a); }
+KF_INLINE double kf_floor_d(double a) { return floor(a); }
+KF_INLINE double kf_ceil_d(double a) { return ceil(a); }
+KF_INLINE double kf_sign_d(double a) { return a != a ? a : (double)((a > 0) - (a < 0)); }
+
+/* ---- float: the CUDA math library (a few ulp), never the fast-math
+ * intrinsics, so that results stay within the CPU target's tolerance ---- */
+KF_INLINE float kf_div_f(float a, float b) { return a / b; }
+KF_INLINE float kf_pow_f(float a, float b) { return powf(a, b); }
+KF_INLINE float kf_max_f(float a, float b) { return (a != a || a > b) ? a : b; }
+KF_INLINE float kf_min_f(float a, float b) { return (a != a || a < b) ? a : b; }
+KF_INLINE float kf_abs_f(float a) { return fabsf(a); }
+KF_INLINE float kf_exp_f(float a) { return expf(a); }
+KF_INLINE float kf_log_f(float a) { return logf(a); }
+KF_INLINE float kf_sqrt_f(float a) { return sqrtf(a); }
+KF_INLINE float kf_rsqrt_f(float a) { return 1.0f / sqrtf(a); }
+KF_INLINE float kf_recip_f(float a) { return 1.0f / a; }
+KF_INLINE float kf_relu_f(float a) { return a > 0 ? a : (a != a ? a : 0.0f); }
+KF_INLINE float kf_sin_f(float a) { return sinf(a); }
+KF_INLINE float kf_cos_f(float a) { return cosf(a); }
+KF_INLINE float kf_floor_f(float a) { return floorf(a); }
+KF_INLINE float kf_ceil_f(float a) { return ceilf(a); }
+KF_INLINE float kf_sign_f(float a) { return a != a ? a : (float)((a > 0) - (a < 0)); }
+KF_INLINE float kf_sigmoid_f(float a) { return 1.0f / (1.0f + expf(-a)); }
+KF_INLINE float kf_silu_f(float a) { return a / (1.0f + expf(-a)); }
+KF_INLINE float kf_tanh_f(float a) { return tanhf(a); }
+KF_INLINE float kf_erf_f(float a) { return erff(a); }
+KF_INLINE float kf_gelu_f(float a) { return 0.5f * a * (1.0f + erff(a * 0.70710678118654752f)); }
+KF_INLINE float kf_gelu_tanh_f(float a)
+{
+    return 0.5f * a * (1.0f + tanhf(0.79788456080286535588f * (a + 0.044715f * a * a * a)));
+}

@@ -1,0 +1,211 @@
+/*
+ * test_cuda.c - the CUDA target without a GPU: every kernel that the CUDA
+ * generator writes for the golden graphs (tests/golden, each .kf in all three
+ * fusion modes) and for graphs that cover every op of ops.def, every dtype,
+ * reductions, views and the mm template (tensor-core and SIMT, with
+ * prologues and epilogues, aligned and ragged sizes), compiled by NVRTC to
+ * PTX (kf_options.compile_only) and nothing launched.  Where libnvrtc
+ * cannot be loaded the test is skipped (exit 77) and says why.  The run on
+ * a GPU is test_diff with KFUSE_TEST_DEVICE=cuda.
+ * usage: test_cuda GOLDEN_DIR
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kfuse.h"
+
+static int failures, cases;
+static int compile_mode = 1; /* KFUSE_TEST_CUBIN=1: 2, ptxas too */
+
+static void check(kf_graph *g, const char *name)
+{
+    static const struct {
+        const char *n;
+        int nf, ntf;
+    } modes[] = {{"default", 0, 0}, {"no_template_fusion", 0, 1}, {"no_fusion", 1, 0}};
+    for (int m = 0; m < 3; m++) {
+        kf_options o = {.device = KF_DEVICE_CUDA, .compile_only = compile_mode, .no_fusion = modes[m].nf,
+                        .no_template_fusion = modes[m].ntf};
+        cases++;
+        kf_compiled *c = kf_compile(g, &o);
+        if (!c) {
+            printf("FAIL %s/%s: %.3000s\n", name, modes[m].n, kf_errmsg(kf_graph_ctx(g)));
+            kf_clear_error(kf_graph_ctx(g));
+            failures++;
+            continue;
+        }
+        printf("ok %s/%s (%d kernels)\n", name, modes[m].n, kf_compiled_num_kernels(c));
+        kf_compiled_free(c);
+    }
+}
+
+static kf_node *in(kf_graph *g, const char *name, kf_dtype t, int nd, const int64_t *shape)
+{
+    return kf_input(g, name, t, nd, shape);
+}
+
+/* Every unary and binary pointwise op in one dtype, with a reduction and
+ * views, as outputs of one graph. */
+static void ops_graph(kf_ctx *ctx, kf_dtype dt)
+{
+    static const char *const un[] = {"neg", "abs", "exp", "log", "sqrt", "rsqrt", "reciprocal", "sigmoid", "tanh",
+                                     "relu", "gelu", "gelu_tanh", "silu", "erf", "sin", "cos", "floor", "ceil",
+                                     "sign"};
+    static const char *const bin[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum",
+                                      "eq", "ne", "lt", "le", "gt", "ge"};
+    kf_graph *g = kf_graph_new(ctx);
+    bool fl = dt == KF_F32 || dt == KF_F64 || dt == KF_F16 || dt == KF_BF16;
+    kf_node *x = in(g, "x", dt, 2, (int64_t[]){7, 33});
+    kf_node *y = in(g, "y", dt, 2, (int64_t[]){1, 33});
+    for (size_t i = 0; i < sizeof un / sizeof *un; i++) {
+        if (!fl && i >= 2 && strcmp(un[i], "relu") && strcmp(un[i], "floor") && strcmp(un[i], "ceil") &&
+            strcmp(un[i], "sign"))
+            continue;
+        kf_output(g, kf_unary(g, un[i], x));
+    }
+    for (size_t i = 0; i < sizeof bin / sizeof *bin; i++) {
+        if (!fl && !strcmp(bin[i], "pow")) continue;
+        kf_output(g, kf_binary(g, bin[i], x, y));
+    }
+    kf_node *v3[3] = {kf_binary(g, "gt", x, y), x, y};
+    kf_output(g, kf_apply(g, "where", 3, v3, NULL));
+    kf_node *c3[3] = {x, kf_scalar(g, -0.5, KF_F64), kf_scalar(g, 0.5, KF_F64)};
+    kf_output(g, kf_apply(g, "clamp", 3, c3, NULL));
+    kf_output(g, kf_cast(g, x, dt == KF_F32 ? KF_F16 : KF_F32));
+    kf_output(g, kf_cast(g, x, KF_I8));
+    kf_output(g, kf_cast(g, x, KF_BOOL));
+    kf_node *bx = kf_cast(g, x, KF_BOOL), *by = kf_cast(g, y, KF_BOOL);
+    kf_output(g, kf_binary(g, "logical_and", bx, by));
+    kf_output(g, kf_binary(g, "logical_or", bx, by));
+    kf_output(g, kf_unary(g, "logical_not", bx));
+    static const char *const red[] = {"sum", "max", "min", "mean"};
+    for (int r = 0; r < 4; r++) {
+        kf_attrs a = {.naxes = 1, .axes = {1}};
+        kf_output(g, kf_unary(g, fl ? "exp" : "neg", kf_apply(g, red[r], 1, &x, &a)));
+        kf_attrs a0 = {.naxes = 1, .axes = {0}, .keepdims = 1};
+        kf_output(g, kf_apply(g, red[r], 1, &x, &a0));
+    }
+    kf_attrs all = {0};
+    kf_output(g, kf_apply(g, "sum", 1, &x, &all));
+    kf_node *big = in(g, "big", dt, 2, (int64_t[]){3, 5000});
+    kf_attrs a1 = {.naxes = 1, .axes = {1}};
+    kf_output(g, kf_apply(g, "max", 1, &big, &a1));
+    kf_attrs tp = {0};
+    kf_output(g, kf_binary(g, "add", kf_apply(g, "transpose", 1, &x, &tp), kf_scalar(g, 1, KF_F64)));
+    kf_attrs sl = {.naxes = 1, .axes = {1}, .start = 1, .end = INT64_MAX, .step = 3};
+    kf_output(g, kf_unary(g, "relu", kf_apply(g, "slice", 1, &x, &sl)));
+    kf_attrs rs = {.nshape = 3, .shape = {7, 3, 11}};
+    kf_output(g, kf_unary(g, "neg", kf_apply(g, "reshape", 1, &x, &rs)));
+    kf_node *cc[2] = {x, x};
+    kf_attrs ca = {.naxes = 1, .axes = {0}};
+    kf_output(g, kf_unary(g, "abs", kf_apply(g, "concat", 2, cc, &ca)));
+    char name[32];
+    snprintf(name, sizeof name, "ops.%s", kf_dtype_name(dt));
+    if (kf_errcode(ctx) != KF_OK) {
+        printf("FAIL %s: building: %s\n", name, kf_errmsg(ctx));
+        failures++;
+        kf_clear_error(ctx);
+    } else {
+        check(g, name);
+    }
+    kf_graph_free(g);
+}
+
+/* The mm template: tensor cores (f16, bf16) and SIMT (f32, f64), plain and
+ * prologue operands, aligned and ragged, batched, with epilogues. */
+static void mm_graph(kf_ctx *ctx, kf_dtype dt)
+{
+    kf_graph *g = kf_graph_new(ctx);
+    kf_node *a = in(g, "a", dt, 2, (int64_t[]){256, 128});
+    kf_node *b = in(g, "b", dt, 2, (int64_t[]){128, 64});
+    kf_node *bias = in(g, "bias", dt, 1, (int64_t[]){64});
+    kf_node *res = in(g, "res", dt, 2, (int64_t[]){256, 64});
+    kf_node *ar = in(g, "ar", dt, 2, (int64_t[]){33, 67});
+    kf_node *br = in(g, "br", dt, 2, (int64_t[]){67, 17});
+    kf_node *w8 = in(g, "w8", KF_I8, 2, (int64_t[]){128, 64});
+    kf_node *sc = in(g, "sc", dt, 1, (int64_t[]){64});
+    kf_node *ab = in(g, "ab", dt, 3, (int64_t[]){3, 40, 24});
+    kf_node *bb = in(g, "bb", dt, 3, (int64_t[]){3, 24, 16});
+    kf_node *x32 = in(g, "x32", KF_F32, 2, (int64_t[]){256, 128});
+    kf_output(g, kf_unary(g, "relu", kf_binary(g, "add", kf_matmul(g, a, b), bias)));
+    kf_output(g, kf_binary(g, "add", kf_unary(g, "gelu", kf_binary(g, "add", kf_matmul(g, a, b), bias)), res));
+    kf_output(g, kf_matmul(g, a, kf_binary(g, "mul", kf_cast(g, w8, dt), sc)));
+    kf_output(g, kf_cast(g, kf_unary(g, "silu", kf_binary(g, "add", kf_matmul(g, a, b), bias)), KF_F32));
+    kf_output(g, kf_matmul(g, kf_cast(g, kf_unary(g, "relu", x32), dt), b));
+    kf_output(g, kf_unary(g, "tanh", kf_matmul(g, ar, br)));
+    kf_output(g, kf_matmul(g, ab, bb));
+    kf_attrs tp = {0};
+    kf_output(g, kf_matmul(g, kf_apply(g, "transpose", 1, &br, &tp), kf_apply(g, "transpose", 1, &ar, &tp)));
+    char name[32];
+    snprintf(name, sizeof name, "mm.%s", kf_dtype_name(dt));
+    if (kf_errcode(ctx) != KF_OK) {
+        printf("FAIL %s: building: %s\n", name, kf_errmsg(ctx));
+        failures++;
+        kf_clear_error(ctx);
+    } else {
+        check(g, name);
+    }
+    kf_graph_free(g);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    const char *cb = getenv("KFUSE_TEST_CUBIN");
+    if (cb && *cb == '1') compile_mode = 2;
+    kf_ctx *ctx = kf_ctx_new(NULL);
+    /* is NVRTC there at all? */
+    kf_graph *g = kf_graph_new(ctx);
+    kf_output(g, kf_unary(g, "neg", kf_input(g, "x", KF_F32, 1, (int64_t[]){4})));
+    kf_compiled *c = kf_compile(g, &(kf_options){.device = KF_DEVICE_CUDA, .compile_only = 1});
+    if (!c && kf_errcode(ctx) == KF_ERR_UNSUPPORTED) {
+        printf("skipped: %s\n", kf_errmsg(ctx));
+        kf_graph_free(g);
+        kf_ctx_free(ctx);
+        return 77;
+    }
+    if (!c) printf("FAIL probe: %s\n", kf_errmsg(ctx)), failures++;
+    kf_compiled_free(c);
+    kf_graph_free(g);
+    kf_clear_error(ctx);
+
+    if (argc > 1) {
+        DIR *d = opendir(argv[1]);
+        char *names[512];
+        int n = 0;
+        struct dirent *e;
+        while (d && (e = readdir(d)) && n < 512) {
+            size_t l = strlen(e->d_name);
+            if (l > 3 && !strcmp(e->d_name + l - 3, ".kf")) names[n++] = strdup(e->d_name);
+        }
+        if (d) closedir(d);
+        qsort(names, (size_t)n, sizeof *names, cmp_str);
+        for (int i = 0; i < n; i++) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%s", argv[1], names[i]);
+            kf_graph *gg = kf_load_file(ctx, path, 0, NULL);
+            if (!gg) {
+                printf("FAIL %s: %s\n", names[i], kf_errmsg(ctx));
+                failures++;
+                kf_clear_error(ctx);
+            } else {
+                check(gg, names[i]);
+                kf_graph_free(gg);
+            }
+            free(names[i]);
+        }
+    }
+    static const kf_dtype dts[] = {KF_F32, KF_F64, KF_F16, KF_BF16, KF_I32, KF_I64, KF_I8, KF_U8};
+    for (size_t i = 0; i < sizeof dts / sizeof *dts; i++) ops_graph(ctx, dts[i]);
+    static const kf_dtype mdt[] = {KF_F16, KF_BF16, KF_F32, KF_F64};
+    for (size_t i = 0; i < sizeof mdt / sizeof *mdt; i++) mm_graph(ctx, mdt[i]);
+    kf_ctx_free(ctx);
+    printf("%d of %d cases failed\n", failures, cases);
+    return failures ? 1 : 0;
+}
