@@ -5,7 +5,10 @@
  *      sgemm alone and sgemm + a separate bias+gelu pass (GFLOP/s, ratio);
  *   2. relu(a@b + bias) + res, 4096x4096x64: kfuse fused vs kfuse
  *      --no-fusion and --no-template-fusion, and OpenBLAS + a pass;
- *   3. a memory copy of the output's size, for the bandwidth state.
+ *   3. a memory copy of the output's size, for the bandwidth state;
+ *   4. the rownorm backend, 8192x1024 f32: layer_norm(x + r) with the add
+ *      fused as a prologue vs --no-fusion, and softmax's bytes per second
+ *      against a copy of the same size.
  * Run it through bench/run_cpu.sh, which unsets OPENBLAS_CORETYPE and
  * OPENBLAS_L2_SIZE so that OpenBLAS picks its best kernel.
  */
@@ -18,6 +21,7 @@
 #include <time.h>
 
 #include "kfuse.h"
+#include "kfuse_backend.h"
 
 char *openblas_get_corename(void);
 int openblas_get_num_threads(void);
@@ -114,6 +118,67 @@ static int check_kfuse(kf_ctx *ctx, const char *what)
     return 1;
 }
 
+typedef struct rn_job {
+    kf_compiled *kc;
+    const void *in[4];
+    void *out[1];
+    float *src, *dst;
+    size_t n;
+} rn_job;
+
+static void run_rn(void *p)
+{
+    rn_job *j = p;
+    kf_run(j->kc, j->in, j->out);
+}
+
+static void run_rn_copy(void *p)
+{
+    rn_job *j = p;
+    memcpy(j->dst, j->src, j->n * sizeof(float));
+}
+
+static int bench_rownorm(void)
+{
+    enum { R = 8192, C = 1024 };
+    kf_ctx *ctx = kf_ctx_new(NULL);
+    if (kf_ctx_add_backend(ctx, kf_backend_rownorm()) != KF_OK) return check_kfuse(ctx, "rownorm");
+    size_t n = (size_t)R * C;
+    rn_job j = {.src = rnd(n, 8), .dst = malloc(n * sizeof(float)), .n = n};
+    float *r = rnd(n, 9), *w = rnd(C, 10), *b = rnd(C, 11);
+    j.in[0] = j.src;
+    j.in[1] = r;
+    j.in[2] = w;
+    j.in[3] = b;
+    j.out[0] = j.dst;
+    printf("\n-- rownorm backend, f32 %dx%d\n", R, C);
+    double tc = time_median(run_rn_copy, &j);
+    double mb = 2.0 * n * sizeof(float) / 1e6;
+    printf("memcpy of x: %.3f ms (%.1f GB/s read+write)\n", tc, mb / tc);
+    char text[512];
+    snprintf(text, sizeof text,
+             "input x : f32[%d, %d]\ninput r : f32[%d, %d]\ninput w : f32[%d]\ninput b : f32[%d]\n"
+             "y, m, s = layer_norm(add(x, r), w, b, axis=-1, eps=1e-5)\noutput y\n", R, C, R, C, C, C);
+    double t[2];
+    for (int v = 0; v < 2; v++) {
+        j.kc = compile(ctx, text, v, 0);
+        if (check_kfuse(ctx, "compile")) return 1;
+        t[v] = time_median(run_rn, &j);
+        printf("layer_norm(x + r) %-12s %d kernels %8.3f ms\n", v ? "--no-fusion" : "fused", kf_compiled_num_kernels(j.kc), t[v]);
+        kf_compiled_free(j.kc);
+    }
+    printf("layer_norm(x + r): fused is %.2fx faster than --no-fusion\n", t[1] / t[0]);
+    snprintf(text, sizeof text, "input x : f32[%d, %d]\ny = softmax(x, axis=-1)\noutput y\n", R, C);
+    j.kc = compile(ctx, text, 0, 0);
+    if (check_kfuse(ctx, "compile")) return 1;
+    double ts = time_median(run_rn, &j);
+    printf("softmax (rownorm): %.3f ms, %.1f GB/s = %.0f%% of the copy's rate\n", ts, mb / ts, 100.0 * tc / ts);
+    kf_compiled_free(j.kc);
+    free(j.src); free(j.dst); free(r); free(w); free(b);
+    kf_ctx_free(ctx);
+    return 0;
+}
+
 int main(void)
 {
     kf_ctx *ctx = kf_ctx_new(NULL);
@@ -171,6 +236,7 @@ int main(void)
         printf("OpenBLAS + pass / kfuse fused: %.2fx\n", tb / tf);
         free(j.a); free(j.b); free(j.bias); free(j.res); free(j.c);
     }
+    if (bench_rownorm()) return 2;
     kf_ctx_free(ctx);
     return 0;
 }
