@@ -145,8 +145,9 @@ static inline void KF_MM_CAT(KF_MM_FN, _pack_a)(void **B, int64_t b, int64_t m0,
 }
 
 /* Packs NR-wide micro-panels [p0, p1) of the slab starting at column j0, all of
- * K, into KC blocks: block kb starts at kb*KC*ncp and holds its panels one after
- * another, each kc x NR. Row by row, so the inner loop walks n contiguously. */
+ * K, in K blocks: the block of rows [k0, k0 + kc) starts at k0*ncp and holds its
+ * panels one after another, each kc x NR. Row by row, so the inner loop walks
+ * n, B's contiguous index. */
 static inline void KF_MM_CAT(KF_MM_FN, _pack_b)(void **B, int64_t b, int64_t j0, int64_t ncp,
                                                 int64_t p0, int64_t p1, int64_t kcb, KF_MM_T *KF_RESTRICT bs)
 {
@@ -194,9 +195,10 @@ static inline void KF_MM_CAT(KF_MM_FN, _store)(void **B, int64_t b, int64_t m0, 
     }
 }
 
-/* One thread's share of a packed slab: row panels [ip0, ip1) (MR rows each) x
- * column panels [jp0, jp1) of the slab at column j0 (ncp columns, padded). ap
- * holds an MC x KC block of A; acc the partial sums of mcp x (jp1 - jp0) tiles. */
+/* One work item of a packed slab: row panels [ip0, ip1) (MR rows each) x column
+ * panels [jp0, jp1) of the slab at column j0 (ncp columns, padded), in row
+ * blocks of at most mcp panels. ap (the calling thread's) holds an MC x KC
+ * block of A; acc the partial sums of mcp x (jp1 - jp0) tiles. */
 static inline void KF_MM_CAT(KF_MM_FN, _block)(void **B, int64_t b, const KF_MM_T *bs, int64_t j0, int64_t ncp,
                                                int64_t ip0, int64_t ip1, int64_t jp0, int64_t jp1, int64_t mcp,
                                                int64_t kcb, KF_MM_T *ap, KF_MM_T *acc)
@@ -220,18 +222,18 @@ static inline void KF_MM_CAT(KF_MM_FN, _block)(void **B, int64_t b, const KF_MM_
             }
             const KF_MM_T *blk = bs + k0 * ncp;
             for (int64_t jp = jp0; jp < jp1; jp++) {
-                const KF_MM_T *bp_ = blk + jp * kc * KF_MM_NR;
+                const KF_MM_T *bpan = blk + jp * kc * KF_MM_NR;
                 const int64_t n0 = j0 + jp * KF_MM_NR;
                 const int nr = KF_MM_N - n0 < KF_MM_NR ? (int)(KF_MM_N - n0) : KF_MM_NR;
                 for (int64_t ip = ib; ip < ie; ip++) {
                     const KF_MM_T *a = ap + (ip - ib) * kc * KF_MM_MR;
                     KF_MM_T *c = acc + ((jp - jp0) * mcp + (ip - ib)) * TILE;
                     if (!last) {
-                        KF_MM_UKR(kc, a, bp_, first ? NULL : c, c);
+                        KF_MM_UKR(kc, a, bpan, first ? NULL : c, c);
                     } else {
                         const int64_t m0 = ip * KF_MM_MR;
                         const int mr = KF_MM_M - m0 < KF_MM_MR ? (int)(KF_MM_M - m0) : KF_MM_MR;
-                        KF_MM_UKR(kc, a, bp_, first ? NULL : c, tile);
+                        KF_MM_UKR(kc, a, bpan, first ? NULL : c, tile);
                         KF_MM_CAT(KF_MM_FN, _store)(B, b, m0, n0, mr, nr, tile);
                     }
                 }
