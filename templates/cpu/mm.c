@@ -221,6 +221,24 @@ static inline void KF_MM_CAT(KF_MM_FN, _block)(void **B, int64_t b, const KF_MM_
                 KF_MM_CAT(KF_MM_FN, _pack_a)(B, b, m0, mr, k0, kc, ap + (ip - ib) * kc * KF_MM_MR);
             }
             const KF_MM_T *blk = bs + k0 * ncp;
+            if (first && last) {
+                /* One K block: the GEMM is cheap next to its epilogue's
+                 * traffic, so sweep each row panel across the slab: the
+                 * epilogue then streams along MR rows, not along every row
+                 * of the block at once (too many streams to prefetch). */
+                for (int64_t ip = ib; ip < ie; ip++) {
+                    const KF_MM_T *a = ap + (ip - ib) * kc * KF_MM_MR;
+                    const int64_t m0 = ip * KF_MM_MR;
+                    const int mr = KF_MM_M - m0 < KF_MM_MR ? (int)(KF_MM_M - m0) : KF_MM_MR;
+                    for (int64_t jp = jp0; jp < jp1; jp++) {
+                        const int64_t n0 = j0 + jp * KF_MM_NR;
+                        const int nr = KF_MM_N - n0 < KF_MM_NR ? (int)(KF_MM_N - n0) : KF_MM_NR;
+                        KF_MM_UKR(kc, a, blk + jp * kc * KF_MM_NR, NULL, tile);
+                        KF_MM_CAT(KF_MM_FN, _store)(B, b, m0, n0, mr, nr, tile);
+                    }
+                }
+                continue;
+            }
             for (int64_t jp = jp0; jp < jp1; jp++) {
                 const KF_MM_T *bpan = blk + jp * kc * KF_MM_NR;
                 const int64_t n0 = j0 + jp * KF_MM_NR;

@@ -31,6 +31,8 @@ const kf_mm_cfg kf_mm_cfgs[] = {
     {256, 128, 32, 64, 64, 3}, /* 2 */
     {128, 128, 64, 64, 64, 3}, /* 3 */
     {64, 128, 32, 32, 64, 4},  /* 4: few tiles */
+    {128, 128, 32, 64, 32, 4}, /* 5: 8 warps, fewer registers each */
+    {128, 256, 32, 64, 64, 4}, /* 6 */
 };
 const int kf_mm_ncfgs = (int)(sizeof kf_mm_cfgs / sizeof *kf_mm_cfgs);
 
@@ -352,6 +354,7 @@ static void gen_template(cuda_gen *G, kf_buf *out)
                 snprintf(l->key, sizeof l->key, "%s", key);
             }
         } else {
+            kf_buf_printf(out, "/* kfuse-tile: kernel %d simt 64x64x16 (%s) */\n", id, T);
             l = add_launch(G, name, batch && M && N ? (N + 63) / 64 : 0, 256, 0);
             if (l) {
                 l->grid[1] = (unsigned)((M + 63) / 64);
