@@ -147,6 +147,12 @@ kf_node *kf_graph_input(const kf_graph *g, int i);
 kf_node *kf_graph_output(const kf_graph *g, int i);
 int64_t kf_node_numel(const kf_node *n);
 
+/* Element i of a row-major buffer of dtype t as a double (f16 and bf16
+ * decoded exactly, bool as 0 or 1), and the reverse, which rounds to nearest
+ * even for f16 and bf16 and wraps integers as a C cast to the type does. */
+double kf_value_get(kf_dtype t, const void *buf, int64_t i);
+void kf_value_set(kf_dtype t, void *buf, int64_t i, double v);
+
 /* Runs the graph with the reference interpreter (f64 accumulation).
  * Buffers are contiguous, row-major, of each tensor's dtype. */
 kf_status kf_interpret(kf_graph *g, const void *const *inputs,

@@ -267,65 +267,7 @@ static int parse_args(int argc, char **argv, cli *c)
 
 /* ---- element access and 16-bit floats ----------------------------------- */
 
-static uint16_t f32_to_f16(float f)
-{
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
-    uint32_t ax = x & 0x7fffffffu;
-    if (ax > 0x7f800000u) return sign | 0x7e00;             /* NaN */
-    if (ax >= 0x47800000u) return sign | 0x7c00;            /* >= 65536 (and inf) */
-    if (ax < 0x38800000u) {                                 /* below 2^-14: subnormal */
-        float a;
-        memcpy(&a, &ax, 4);
-        return sign | (uint16_t)nearbyintf(a * 16777216.0f); /* exact scaling, RNE */
-    }
-    uint32_t h = ((ax >> 23) - 112) << 10 | (ax & 0x7fffff) >> 13;
-    uint32_t rem = ax & 0x1fff;
-    if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++; /* may carry into inf: right */
-    return sign | (uint16_t)h;
-}
-
-static float f16_to_f32(uint16_t h)
-{
-    int e = (h >> 10) & 0x1f, m = h & 0x3ff;
-    float v = e == 0 ? ldexpf((float)m, -24)
-            : e == 31 ? (m ? NAN : INFINITY)
-            : ldexpf((float)(1024 + m), e - 25);
-    return (h & 0x8000) ? -v : v;
-}
-
-static uint16_t f32_to_bf16(float f)
-{
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40);
-    return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1)) >> 16);
-}
-
-static float bf16_to_f32(uint16_t h)
-{
-    uint32_t x = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &x, 4);
-    return f;
-}
-
-static double get_f(kf_dtype t, const void *buf, int64_t i)
-{
-    switch (t) {
-    case KF_F64: return ((const double *)buf)[i];
-    case KF_F32: return ((const float *)buf)[i];
-    case KF_F16: return f16_to_f32(((const uint16_t *)buf)[i]);
-    case KF_BF16: return bf16_to_f32(((const uint16_t *)buf)[i]);
-    case KF_I64: return (double)((const int64_t *)buf)[i];
-    case KF_I32: return ((const int32_t *)buf)[i];
-    case KF_I8: return ((const int8_t *)buf)[i];
-    case KF_U8: return ((const uint8_t *)buf)[i];
-    case KF_BOOL: return ((const uint8_t *)buf)[i] != 0;
-    default: return 0;
-    }
-}
+static double get_f(kf_dtype t, const void *buf, int64_t i) { return kf_value_get(t, buf, i); }
 
 static int64_t get_i(kf_dtype t, const void *buf, int64_t i)
 {
@@ -358,9 +300,7 @@ static void fill_random(kf_dtype t, void *buf, int64_t n, uint64_t *state)
         int64_t k = (int64_t)(r % 17) - 8;
         switch (t) {
         case KF_F64: ((double *)buf)[i] = u; break;
-        case KF_F32: ((float *)buf)[i] = (float)u; break;
-        case KF_F16: ((uint16_t *)buf)[i] = f32_to_f16((float)u); break;
-        case KF_BF16: ((uint16_t *)buf)[i] = f32_to_bf16((float)u); break;
+        case KF_F32: case KF_F16: case KF_BF16: kf_value_set(t, buf, i, (float)u); break;
         case KF_I64: ((int64_t *)buf)[i] = k; break;
         case KF_I32: ((int32_t *)buf)[i] = (int32_t)k; break;
         case KF_I8: ((int8_t *)buf)[i] = (int8_t)k; break;

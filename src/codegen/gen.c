@@ -509,6 +509,18 @@ int64_t kf_cg_plan_memory(kf_cg *c, kf_plan_ent *e, int n)
     return total;
 }
 
+typedef struct last_read {
+    const kf_node *n;
+    int kern, last;   /* the reading kernel; the last kernel that reads n */
+} last_read;
+
+static void note_read(void *arg, kf_node *y, bool via_view)
+{
+    (void)via_view;
+    last_read *lr = arg;
+    if (y == lr->n && lr->kern > lr->last) lr->last = lr->kern;
+}
+
 /* Gives every stored node a slot of the wrapper's buffer table and places
  * the intermediates in one scratch block. */
 int kf_cg_init(kf_cg *c, kf_cprog *out)
@@ -547,24 +559,14 @@ int kf_cg_init(kf_cg *c, kf_cprog *out)
                 if (g->outputs[j] == n) sl->index = j;
         } else {
             sl->kind = KF_SLOT_SCRATCH;
-            int first = s->kern[i], last = first;
+            last_read lr = {n, s->kern[i], s->kern[i]};
             for (int j = i + 1; j < g->nnodes; j++) {
-                /* readers, also through views */
                 kf_node *x = g->nodes[j];
-                if (s->kern[j] < 0) continue;
-                for (int t = 0; t < x->nin; t++) {
-                    kf_node *y = x->in[t];
-                    kf_node *stack[64];
-                    int sp = 0;
-                    stack[sp++] = y;
-                    while (sp) {
-                        kf_node *z = stack[--sp];
-                        if (z == n && s->kern[j] > last) last = s->kern[j];
-                        if (kf_node_is_view(z))
-                            for (int q = 0; q < z->nin && sp < 64; q++) stack[sp++] = z->in[q];
-                    }
-                }
+                lr.kern = s->kern[j];
+                if (lr.kern < 0) continue;
+                for (int t = 0; t < x->nin; t++) kf_node_for_reads(x->in[t], note_read, &lr);
             }
+            int first = s->kern[i], last = lr.last;
             int64_t bytes = kf_node_numel(n) * (int64_t)kf_dtype_size(n->dtype);
             pe[npe++] = (kf_plan_ent){i, first, last, (bytes + 63) & ~(int64_t)63, 0};
         }

@@ -153,7 +153,7 @@ static double round_to(kf_dtype t, double x)
     return 0;
 }
 
-static double load(kf_dtype t, const void *p, int64_t i)
+double kf_value_get(kf_dtype t, const void *p, int64_t i)
 {
     switch (t) {
     case KF_F64: return ((const double *)p)[i];
@@ -170,8 +170,7 @@ static double load(kf_dtype t, const void *p, int64_t i)
     return 0;
 }
 
-/* x has already been rounded to t. */
-static void store(kf_dtype t, void *p, int64_t i, double x)
+void kf_value_set(kf_dtype t, void *p, int64_t i, double x)
 {
     switch (t) {
     case KF_F64: ((double *)p)[i] = x; break;
@@ -420,9 +419,9 @@ kf_status kf_interpret(kf_graph *g, const void *const *inputs, void *const *outp
             if (n->op == KF_OP_INPUT) {
                 KF_ASSERT(n->input_index >= 0 && n->input_index < g->ninputs);
                 for (int64_t k = 0; k < numel; k++)
-                    out[k] = load(n->dtype, inputs[n->input_index], k);
+                    out[k] = kf_value_get(n->dtype, inputs[n->input_index], k);
             } else if (n->op == KF_OP_CONST) {
-                for (int64_t k = 0; k < numel; k++) out[k] = load(n->dtype, n->data, k);
+                for (int64_t k = 0; k < numel; k++) out[k] = kf_value_get(n->dtype, n->data, k);
             } else {
                 KF_ASSERT(n->op == KF_OP_SCALAR && numel == 1);
                 out[0] = n->scalar;
@@ -456,7 +455,7 @@ kf_status kf_interpret(kf_graph *g, const void *const *inputs, void *const *outp
     for (int i = 0; i < g->noutputs; i++) {
         const kf_node *n = g->outputs[i];
         int64_t numel = kf_node_numel(n);
-        for (int64_t k = 0; k < numel; k++) store(n->dtype, outputs[i], k, v[n->id][k]);
+        for (int64_t k = 0; k < numel; k++) kf_value_set(n->dtype, outputs[i], k, v[n->id][k]);
     }
 
 done:

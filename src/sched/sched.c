@@ -20,6 +20,21 @@
 
 bool kf_node_is_view(const kf_node *n) { return kf_ops[n->op].kind == KF_K_VIEW; }
 
+static void reads(kf_node *y, bool via, void (*fn)(void *, kf_node *, bool), void *arg)
+{
+    if (y->op == KF_OP_SCALAR) return;
+    if (!kf_node_is_view(y)) {
+        fn(arg, y, via);
+        return;
+    }
+    for (int t = 0; t < y->nin; t++) reads(y->in[t], true, fn, arg);
+}
+
+void kf_node_for_reads(kf_node *in, void (*fn)(void *arg, kf_node *src, bool via_view), void *arg)
+{
+    reads(in, false, fn, arg);
+}
+
 const char *kf_kern_kind_name(kf_kern_kind k)
 {
     static const char *const names[] = {"pointwise", "reduction", "template", "template"};
@@ -306,6 +321,31 @@ static bool push_node(kf_sched *s, kf_node ***arr, int *n, kf_node *x)
     return true;
 }
 
+typedef struct read_ctx {
+    kf_sched *s;
+    int kern;         /* the reading node's kernel */
+    char *dep;        /* nk x nk: kernel i reads what kernel j computes */
+    int nk;
+} read_ctx;
+
+/* A buffer read by another kernel is stored; so is a root read at another
+ * index than its own even inside its kernel (inlined nodes are simply
+ * recomputed there). */
+static void mark_stored(void *arg, kf_node *y, bool via_view)
+{
+    read_ctx *rc = arg;
+    kf_sched *s = rc->s;
+    if (s->kern[y->id] != rc->kern || (via_view && s->home[y->id] == y->id)) s->stored[y->id] = true;
+}
+
+static void mark_dep(void *arg, kf_node *y, bool via_view)
+{
+    (void)via_view;
+    read_ctx *rc = arg;
+    int ky = rc->s->kern[y->id];
+    if (ky >= 0 && ky != rc->kern) rc->dep[rc->kern * rc->nk + ky] = 1;
+}
+
 kf_sched *kf_sched_new(kf_graph *g, const kf_sched_opts *o)
 {
     kf_ctx *ctx = g->ctx;
@@ -416,26 +456,8 @@ kf_sched *kf_sched_new(kf_graph *g, const kf_sched_opts *o)
     for (int i = 0; i < g->nnodes; i++) {
         kf_node *x = g->nodes[i];
         if (!s->live[i] || kf_node_is_view(x) || x->op == KF_OP_SCALAR) continue;
-        int kx = s->kern[i];
-        for (int j = 0; j < x->nin; j++) {
-            /* everything x reads through views */
-            kf_node *stack[64];
-            int sp = 0;
-            stack[sp++] = x->in[j];
-            while (sp) {
-                kf_node *y = stack[--sp];
-                if (kf_node_is_view(y)) {
-                    for (int t = 0; t < y->nin && sp < 64; t++) stack[sp++] = y->in[t];
-                    continue;
-                }
-                if (y->op == KF_OP_SCALAR) continue;
-                /* a root read at another index than its own needs its
-                 * buffer even inside its kernel; inlined nodes are simply
-                 * recomputed there */
-                bool via_view = y != x->in[j] && s->home[y->id] == y->id;
-                if (s->kern[y->id] != kx || via_view) s->stored[y->id] = true;
-            }
-        }
+        read_ctx rc = {s, s->kern[i], NULL, 0};
+        for (int j = 0; j < x->nin; j++) kf_node_for_reads(x->in[j], mark_stored, &rc);
     }
     /* run order: dependencies first, then graph order */
     int *deg = kf_arena_alloc(&s->arena, sizeof(int) * (size_t)(nk + 1));
@@ -444,23 +466,9 @@ kf_sched *kf_sched_new(kf_graph *g, const kf_sched_opts *o)
     s->k = kf_arena_alloc(&s->arena, sizeof *s->k * (size_t)(nk + 1));
     if (!deg || !dep || !done || !s->k) goto fail;
     for (int i = 0; i < g->nnodes; i++) {
-        kf_node *x = g->nodes[i];
-        int kx = s->kern[i];
-        if (kx < 0) continue;
-        for (int j = 0; j < x->nin; j++) {
-            kf_node *stack[64];
-            int sp = 0;
-            stack[sp++] = x->in[j];
-            while (sp) {
-                kf_node *y = stack[--sp];
-                if (kf_node_is_view(y)) {
-                    for (int t = 0; t < y->nin && sp < 64; t++) stack[sp++] = y->in[t];
-                    continue;
-                }
-                int ky = s->kern[y->id];
-                if (ky >= 0 && ky != kx) dep[kx * nk + ky] = 1;
-            }
-        }
+        read_ctx rc = {s, s->kern[i], dep, nk};
+        if (rc.kern < 0) continue;
+        for (int j = 0; j < g->nodes[i]->nin; j++) kf_node_for_reads(g->nodes[i]->in[j], mark_dep, &rc);
     }
     for (int n = 0; n < nk; n++) {
         int pick = -1;

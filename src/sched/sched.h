@@ -57,7 +57,9 @@ kf_sched *kf_sched_new(kf_graph *g, const kf_sched_opts *o);
 void kf_sched_free(kf_sched *s);
 void kf_sched_dump(const kf_sched *s, FILE *f);
 
-/* The node that v reads through views, or v itself. */
 bool kf_node_is_view(const kf_node *n);
+/* Calls fn for every buffer that reading operand `in` touches: `in` itself,
+ * or through views their sources (via_view set); scalars are left out. */
+void kf_node_for_reads(kf_node *in, void (*fn)(void *arg, kf_node *src, bool via_view), void *arg);
 
 #endif
