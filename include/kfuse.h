@@ -87,7 +87,7 @@ void kf_graph_set_loc(kf_graph *g, const char *file, int line, int col);
 /* Attributes of ops that take them.  Zero-initialise, then set what applies:
  *   reductions sum max min mean: axes (none = all), keepdims
  *   softmax, layer_norm, rms_norm: axes[0] (default -1), eps (layer_norm 1e-5)
- *   cast: dtype; transpose: perm (none = reverse); reshape, expand: shape
+ *   cast: dtype (with has_dtype = 1); transpose: perm (none = reverse); reshape, expand: shape
  *   slice: axes[0], start, end, step (end = INT64_MAX means to the end)
  *   concat: axes[0] */
 typedef struct kf_attrs {
@@ -95,6 +95,7 @@ typedef struct kf_attrs {
     int64_t axes[KF_MAX_DIMS];
     int keepdims;
     kf_dtype dtype;
+    int has_dtype;          /* cast: dtype is set (KF_F64 is 0) */
     int nperm;
     int64_t perm[KF_MAX_DIMS];
     int nshape;

@@ -487,7 +487,7 @@ static bool set_attr(parser *p, int op, int a, const aval *v, kf_attrs *at)
         return perr(p, t, "attribute 'keepdims' must be true, false, 0 or 1"), false;
     case A_DTYPE:
         if (t->k == T_IDENT) {
-            if (kf_dtype_parse(tok_text(p, t, wb), &at->dtype)) return true;
+            if (kf_dtype_parse(tok_text(p, t, wb), &at->dtype)) return at->has_dtype = 1, true;
             return perr(p, t, "unknown dtype '%s' (dtypes: f64 f32 f16 bf16 i64 i32 i8 u8 bool)", wb), false;
         }
         return perr(p, t, "attribute 'dtype' must be a dtype name"), false;

@@ -555,6 +555,7 @@ static int h_cast(L_t *L, const N *n, V **in, int nin)
     if (kf_onnx_vtype(in[0]) == t) return h_identity(L, n, in, 1);
     kf_attrs at = {0};
     at.dtype = t;
+    at.has_dtype = 1;
     return pointwise(L, "cast", 1, in, &at);
 }
 

@@ -353,7 +353,7 @@ static kf_node *apply_pointwise(kf_graph *g, kf_op op, int nin, kf_node **in,
     kf_dtype out = t;
     if (oi->flags & KF_F_BOOLOUT) out = KF_BOOL;
     if (op == KF_OP_CAST) {
-        if (!attrs || !kf_dtype_name(attrs->dtype))
+        if (!attrs || !attrs->has_dtype || !kf_dtype_name(attrs->dtype))
             return op_err(g, oi->name, "needs a dtype attribute");
         out = attrs->dtype;
     }
@@ -863,6 +863,7 @@ kf_node *kf_cast(kf_graph *g, kf_node *x, kf_dtype t)
 {
     kf_attrs at = {0};
     at.dtype = t;
+    at.has_dtype = 1;
     return kf_apply(g, "cast", 1, &x, &at);
 }
 
