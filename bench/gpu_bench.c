@@ -270,7 +270,7 @@ int main(int argc, char **argv)
         }
         double ms[2] = {-1, -1};
         void *hout[2];
-        char tile[512] = "";
+        char tile[4096] = "";
         for (int v = 0; v < 2; v++) {
             CK(cudaMalloc(&dout[v][0], obytes));
             CK(cudaMemset(dout[v][0], 0xff, obytes)); /* NaN: an element never written shows */

@@ -58,6 +58,7 @@ static const char help_text[] =
     "  --no-fusion            every node its own kernel, as an eager framework runs it\n"
     "  --no-template-fusion   pointwise chains fuse with each other, but nothing is\n"
     "                         spliced into a template kernel\n"
+    "  --dump-ir              write the graph and the schedule after each pass to stderr\n"
     "\n"
     "options for run:\n"
     "  --data DIR      read input K from DIR/input_K.pb; where DIR/output_K.pb exists,\n"
@@ -183,7 +184,7 @@ static const optdef optdefs[] = {
     {"--backend", 1, C_ALL},      {"--data", 1, C_RUN},
     {"--seed", 1, C_RUN | C_BENCH}, {"--check", 0, C_RUN},
     {"--json", 0, C_EXPLAIN},     {"--repeat", 1, C_BENCH},
-    {"--warmup", 1, C_BENCH},
+    {"--warmup", 1, C_BENCH},     {"--dump-ir", 0, C_RUN | C_EXPLAIN | C_EMIT},
 };
 
 /* Returns -1 to go on, else the exit status. */
@@ -245,6 +246,8 @@ static int parse_args(int argc, char **argv, cli *c)
             c->opt.no_fusion = 1;
         } else if (!strcmp(n, "--no-template-fusion")) {
             c->opt.no_template_fusion = 1;
+        } else if (!strcmp(n, "--dump-ir")) {
+            c->opt.dump = stderr;
         } else if (!strcmp(n, "--backend")) {
             c->backends[c->nbackends++] = v;
         } else if (!strcmp(n, "--data")) {

@@ -237,6 +237,18 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1) KF_MM_FN(const __grid_
         if (nk < KT) store_tile(nk % S);
     }
     kf_cp_async_wait<0>();
+#if KF_MM_DIRECT_EPI
+    /* the epilogue straight from the fragments (no shared-memory pass) */
+#pragma unroll
+    for (int i = 0; i < MI; i++)
+#pragma unroll
+        for (int j = 0; j < NI; j++)
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                int64_t m = m0 + wm0 + i * 16 + (lane >> 2) + (q >> 1) * 8, n = n0 + wn0 + j * 8 + (lane & 3) * 2 + (q & 1);
+                if (m < M && n < N) KF_MM_STORE(B, b, m, n, acc[i][j][q]);
+            }
+#else
     __syncthreads();
 
     /* the epilogue: accumulators -> shared -> coalesced STOREs */
@@ -263,6 +275,7 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1) KF_MM_FN(const __grid_
             if (m0 + r < M && n0 + c < N) KF_MM_STORE(B, b, m0 + r, n0 + c, cs[r * CPAD + c]);
         }
     }
+#endif
 }
 #undef KF_MM_NT
 

@@ -16,6 +16,7 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cudagen.h"
@@ -42,10 +43,10 @@ void kf_mm_cfg_name(int i, char *buf, size_t sz)
     snprintf(buf, sz, "%dx%dx%d w%dx%d s%d", f->bm, f->bn, f->bk, f->wm, f->wn, f->stages);
 }
 
-static unsigned cfg_smem(const kf_mm_cfg *f)
+static unsigned cfg_smem(const kf_mm_cfg *f, bool direct_epi)
 {
     unsigned pipe = (unsigned)(f->stages * (f->bm * f->bk + f->bk * f->bn) * 2);
-    unsigned epi = (unsigned)(f->bm * (f->bn + 4) * 4);
+    unsigned epi = direct_epi ? 0 : (unsigned)(f->bm * (f->bn + 4) * 4);
     return pipe > epi ? pipe : epi;
 }
 
@@ -299,6 +300,10 @@ static void gen_template(cuda_gen *G, kf_buf *out)
     kf_cg_end_fn(c, &fused, &body,
                  kf_cg_fmt(c, "KF_INLINE void kf_k%d_epilogue(const kf_bufs &B, kf_ix b, kf_ix m, kf_ix n, %s acc)", id, T));
     kf_buf_printf(&fused, "#define KF_MM_TC %d\n#define KF_MM_BF16 %d\n#define KF_MM_T %s\n", tc, mm->dtype == KF_BF16, T);
+    /* KFUSE_CUDA_MM_EPI=direct: the epilogue from the accumulator fragments
+     * instead of through shared memory (an experiment; part of the key) */
+    const char *ep = getenv("KFUSE_CUDA_MM_EPI");
+    kf_buf_printf(&fused, "#define KF_MM_DIRECT_EPI %d\n", ep && !strcmp(ep, "direct"));
     kf_buf_printf(&fused, "#define KF_MM_BATCH %" PRId64 "LL\n#define KF_MM_M %" PRId64 "LL\n#define KF_MM_N %" PRId64
                           "LL\n#define KF_MM_K %" PRId64 "LL\n", batch, M, N, K);
     kf_buf_printf(&fused, "#define KF_MM_LOAD_A(B, b, m, k) kf_k%d_prologue_a(B, b, m, k)\n", id);
@@ -346,7 +351,7 @@ static void gen_template(cuda_gen *G, kf_buf *out)
                                "#define KF_MM_WN %d\n#define KF_MM_STAGES %d\n",
                           f->bm, f->bn, f->bk, f->wm, f->wn, f->stages);
             int64_t tiles = ((M + f->bm - 1) / f->bm) * ((N + f->bn - 1) / f->bn);
-            l = add_launch(G, name, batch ? tiles : 0, (unsigned)((f->bm / f->wm) * (f->bn / f->wn) * 32), cfg_smem(f));
+            l = add_launch(G, name, batch ? tiles : 0, (unsigned)((f->bm / f->wm) * (f->bn / f->wn) * 32), cfg_smem(f, ep && !strcmp(ep, "direct")));
             if (l) {
                 l->grid[1] = (unsigned)batch;
                 l->variant = v;
@@ -368,7 +373,7 @@ static void gen_template(cuda_gen *G, kf_buf *out)
                              "#undef KF_MM_STAGES\n");
     }
     kf_buf_puts(out, "#undef KF_MM_TC\n#undef KF_MM_BF16\n#undef KF_MM_T\n#undef KF_MM_BATCH\n#undef KF_MM_M\n"
-                     "#undef KF_MM_N\n#undef KF_MM_K\n#undef KF_MM_LOAD_A\n#undef KF_MM_LOAD_B\n#undef KF_MM_STORE\n");
+                     "#undef KF_MM_N\n#undef KF_MM_K\n#undef KF_MM_DIRECT_EPI\n#undef KF_MM_LOAD_A\n#undef KF_MM_LOAD_B\n#undef KF_MM_STORE\n");
     if (pa) kf_buf_puts(out, "#undef KF_MM_A_PTR\n");
     if (pb) kf_buf_puts(out, "#undef KF_MM_B_PTR\n");
 }
