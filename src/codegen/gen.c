@@ -584,3 +584,23 @@ void kf_cprog_free(kf_ctx *ctx, kf_cprog *p)
     kf_free(ctx, p->consts);
     memset(p, 0, sizeof *p);
 }
+
+/* The end of a reduction kernel's work for output index oix, the reduction
+ * in `acc`: the mean's division, the value fitted to its dtype, stored if it
+ * is a buffer, and the reduction's fused epilogue. */
+void kf_cg_reduction_result(kf_cg *c, kf_node *a, const kf_idx *oix)
+{
+    bool fl = kf_dtype_is_float(a->dtype);
+    const char *res = "acc";
+    if (a->op == KF_OP_MEAN) {
+        int64_t cnt = kf_reduce_count(a);
+        res = fl ? kf_cg_fmt(c, "(acc / %" PRId64 ".0)", cnt) : kf_cg_fmt(c, "kf_div_i(acc, %" PRId64 ")", cnt);
+    }
+    const char *av = kf_cg_tmp(c);
+    const char *conv = kf_cg_fit_dtype(c, a->dtype, fl ? kf_cg_fmt(c, "(%s)%s", kf_cg_ctype(a->dtype), res) : res);
+    kf_emit(c->body, "const %s %s = %s;", kf_cg_ctype(a->dtype), av, conv);
+    kf_cg_memo_put(c, a, oix, av);
+    if (c->s->stored[a->id])
+        kf_emit(c->body, "%s[%s] = %s;", kf_cg_ptr(c, a, true), kf_cg_linear(c, a, oix), kf_cg_store_conv(c, a->dtype, av));
+    kf_cg_roots(c, oix, -1);
+}

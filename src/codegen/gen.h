@@ -105,6 +105,9 @@ const char *kf_cg_pointwise(kf_cg *c, kf_node *n, const kf_idx *ix);
 /* computes and stores the kernel's roots at ix (of >= 0: only those hanging
  * from that external template result) */
 void kf_cg_roots(kf_cg *c, const kf_idx *ix, int of);
+/* after a reduction loop left its value in `acc`: the mean's division, the
+ * store, the reduction's epilogue */
+void kf_cg_reduction_result(kf_cg *c, kf_node *a, const kf_idx *oix);
 
 /* functions: a body is written between begin and end, which declares the
  * typed pointers of the slots the body used */

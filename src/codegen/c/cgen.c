@@ -112,18 +112,7 @@ static void gen_reduction(kf_cg *c, kf_buf *out)
     else kf_emit(c->body, "acc = kf_%s_%c(acc, %s);", a->op == KF_OP_MAX ? "max" : "min", kf_cg_tletter(a->dtype), v);
     c->nmemo = mark;
     close_loops(c, nr);
-    const char *res = "acc";
-    if (a->op == KF_OP_MEAN) {
-        int64_t cnt = kf_reduce_count(a);
-        res = fl ? kf_cg_fmt(c, "(acc / %" PRId64 ".0)", cnt) : kf_cg_fmt(c, "kf_div_i(acc, %" PRId64 ")", cnt);
-    }
-    const char *av = kf_cg_tmp(c);
-    const char *conv = kf_cg_fit_dtype(c, a->dtype, fl ? kf_cg_fmt(c, "(%s)%s", kf_cg_ctype(a->dtype), res) : res);
-    kf_emit(c->body, "const %s %s = %s;", kf_cg_ctype(a->dtype), av, conv);
-    kf_cg_memo_put(c, a, &oix, av);
-    if (c->s->stored[a->id])
-        kf_emit(c->body, "%s[%s] = %s;", kf_cg_ptr(c, a, true), kf_cg_linear(c, a, &oix), kf_cg_store_conv(c, a->dtype, av));
-    kf_cg_roots(c, &oix, -1);
+    kf_cg_reduction_result(c, a, &oix);
     close_loops(c, nl);
     kf_cg_end_fn(c, out, &body, kf_cg_fmt(c, "static void kf_k%d(void **B)", c->k->id));
 }

@@ -215,16 +215,7 @@ static void gen_reduction(cuda_gen *G, kf_buf *out)
         kf_emit(c->body, "}");
     }
     kf_emit(c->body, "if (lane != 0) return;");
-    const char *res = "acc";
-    if (a->op == KF_OP_MEAN)
-        res = fl ? kf_cg_fmt(c, "(acc / %" PRId64 ".0)", cnt) : kf_cg_fmt(c, "kf_div_i(acc, %" PRId64 ")", cnt);
-    const char *av = kf_cg_tmp(c);
-    const char *conv = kf_cg_fit_dtype(c, a->dtype, fl ? kf_cg_fmt(c, "(%s)%s", kf_cg_ctype(a->dtype), res) : res);
-    kf_emit(c->body, "const %s %s = %s;", kf_cg_ctype(a->dtype), av, conv);
-    kf_cg_memo_put(c, a, &oix, av);
-    if (c->s->stored[a->id])
-        kf_emit(c->body, "%s[%s] = %s;", kf_cg_ptr(c, a, true), kf_cg_linear(c, a, &oix), kf_cg_store_conv(c, a->dtype, av));
-    kf_cg_roots(c, &oix, -1);
+    kf_cg_reduction_result(c, a, &oix);
     const char *name = kf_cg_fmt(c, "kf_k%d", c->k->id);
     kf_cg_end_fn(c, out, &body, kernel_sig(G, name, NT));
     add_launch(G, name, nout ? (nout + per - 1) / per : 0, NT, 0);
