@@ -142,6 +142,9 @@ struct kf_graph {
 };
 
 int64_t kf_shape_numel(int ndim, const int64_t *shape);
+/* NumPy broadcasting of shapes a and b into out (rank *nout); false if they
+ * do not broadcast. */
+bool kf_shape_broadcast(int na, const int64_t *a, int nb, const int64_t *b, int *nout, int64_t *out);
 bool kf_dtype_is_float(kf_dtype t);
 bool kf_dtype_is_int(kf_dtype t);          /* bool is not */
 /* Reports an error at node n's place ("FILE:LINE:COL: error: ..." or

@@ -244,19 +244,6 @@ static void bcast_strides(int ind, const int64_t *ishape, int nd, int64_t *st)
     }
 }
 
-static bool broadcast(int na, const int64_t *a, int nb, const int64_t *b, int *nout, int64_t *out)
-{
-    int n = na > nb ? na : nb;
-    for (int i = 0; i < n; i++) {
-        int64_t da = i < n - na ? 1 : a[i - (n - na)];
-        int64_t db = i < n - nb ? 1 : b[i - (n - nb)];
-        if (da != db && da != 1 && db != 1) return false;
-        out[i] = da == 1 ? db : da;
-    }
-    *nout = n;
-    return true;
-}
-
 static bool is_ct(const V *v) { return v && v->c && !v->node; }
 /* a constant (an initializer may also have become a node: it stays known) */
 static bool known(const V *v) { return v && v->c; }
@@ -384,7 +371,7 @@ static C *fold_pointwise(L_t *L, kf_op op, kf_dtype out_t, int nin, C **c, bool 
     for (int i = 1; i < nin; i++) {
         int64_t tmp[KF_MAX_DIMS];
         int nt;
-        if (!broadcast(nd, shape, c[i]->ndim, c[i]->shape, &nt, tmp)) return NULL;
+        if (!kf_shape_broadcast(nd, shape, c[i]->ndim, c[i]->shape, &nt, tmp)) return NULL;
         nd = nt;
         memcpy(shape, tmp, sizeof tmp);
     }
@@ -1043,7 +1030,7 @@ static int h_expand(L_t *L, const N *n, V **in, int nin)
     const int64_t *s = kf_onnx_vshape(in[0]);
     int64_t out[KF_MAX_DIMS];
     int no;
-    if (!broadcast(r, s, nd, dims, &no, out))
+    if (!kf_shape_broadcast(r, s, nd, dims, &no, out))
         return kf_onnx_err(L, KF_ERR_INVALID, "the input does not broadcast to the shape");
     for (int d = 0; d < no; d++)
         if (out[d] < 0) return kf_onnx_err(L, KF_ERR_INVALID, "negative dimension in the shape");

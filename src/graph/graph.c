@@ -277,9 +277,8 @@ static bool is_literal(const kf_node *n)
     return n->op == KF_OP_SCALAR && n->attr.keepdims;
 }
 
-/* NumPy broadcasting of two shapes. */
-static bool broadcast2(int na, const int64_t *a, int nb, const int64_t *b,
-                       int *nout, int64_t *out)
+bool kf_shape_broadcast(int na, const int64_t *a, int nb, const int64_t *b,
+                        int *nout, int64_t *out)
 {
     int n = na > nb ? na : nb;
     for (int i = 0; i < n; i++) {
@@ -364,7 +363,7 @@ static kf_node *apply_pointwise(kf_graph *g, kf_op op, int nin, kf_node **in,
     for (int i = 1; i < nin; i++) {
         int64_t tmp[KF_MAX_DIMS];
         int nt;
-        if (in[i]->ndim > KF_MAX_DIMS || !broadcast2(nd, shape, in[i]->ndim, in[i]->shape, &nt, tmp)) {
+        if (in[i]->ndim > KF_MAX_DIMS || !kf_shape_broadcast(nd, shape, in[i]->ndim, in[i]->shape, &nt, tmp)) {
             shape_str(b1, sizeof b1, nd, shape);
             return op_err(g, oi->name, "shapes %s and %s do not broadcast", b1,
                           shp(b2, sizeof b2, in[i]));
@@ -503,7 +502,7 @@ static kf_node *apply_expand(kf_graph *g, kf_node *x, const kf_attrs *a)
     int64_t shape[KF_MAX_DIMS];
     int nd;
     char b1[128], b2[128];
-    if (!broadcast2(x->ndim, x->shape, a->nshape, a->shape, &nd, shape)) {
+    if (!kf_shape_broadcast(x->ndim, x->shape, a->nshape, a->shape, &nd, shape)) {
         shape_str(b2, sizeof b2, a->nshape, a->shape);
         return op_err(g, "expand", "%s does not broadcast to %s", shp(b1, sizeof b1, x), b2);
     }
@@ -600,7 +599,7 @@ static kf_node *apply_matmul(kf_graph *g, kf_node *a, kf_node *b)
                       shp(b2, sizeof b2, b));
     int64_t batch[KF_MAX_DIMS];
     int nb;
-    if (!broadcast2(a2->ndim - 2, a2->shape, b2n->ndim - 2, b2n->shape, &nb, batch))
+    if (!kf_shape_broadcast(a2->ndim - 2, a2->shape, b2n->ndim - 2, b2n->shape, &nb, batch))
         return op_err(g, "matmul", "batch dimensions of %s and %s do not broadcast",
                       shp(b1, sizeof b1, a), shp(b2, sizeof b2, b));
     if (nb + 2 > KF_MAX_DIMS) return op_err(g, "matmul", "rank is too large");

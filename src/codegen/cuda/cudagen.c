@@ -34,6 +34,9 @@ const kf_mm_cfg kf_mm_cfgs[] = {
     {64, 128, 32, 32, 64, 4},  /* 4: few tiles */
     {128, 128, 32, 64, 32, 4}, /* 5: 8 warps, fewer registers each */
     {128, 256, 32, 64, 64, 4}, /* 6 */
+    {128, 256, 64, 64, 64, 3}, /* 7: one barrier per 64 of k */
+    {256, 128, 64, 64, 64, 3}, /* 8 */
+    {128, 128, 64, 64, 32, 4}, /* 9 */
 };
 const int kf_mm_ncfgs = (int)(sizeof kf_mm_cfgs / sizeof *kf_mm_cfgs);
 
@@ -269,12 +272,15 @@ static void gen_template(cuda_gen *G, kf_buf *out)
     kf_buf body;
     for (int op = 0; op < 2; op++) {
         kf_node *x = op == 0 ? A : Bn;
+        /* 64-bit row and column: with int ones, the conversion from the
+         * template's indices keeps the optimiser from merging a chunk's 8
+         * loads of a contiguous source into one vector load */
         kf_cg_begin_fn(c, &body);
         kf_idx ix = op == 0 ? kf_cg_mm_idx(c, mm, x, "m", "k") : kf_cg_mm_idx(c, mm, x, "k", "n");
         const char *v = kf_cg_gen(c, x, &ix);
         kf_emit(c->body, "return %s;", kf_cg_convert(c, x->dtype, acc_dt, v));
         kf_cg_end_fn(c, &fused, &body,
-                     kf_cg_fmt(c, "KF_INLINE %s kf_k%d_prologue_%c(const kf_bufs &B, kf_ix b, kf_ix %s, kf_ix %s)", T,
+                     kf_cg_fmt(c, "KF_INLINE %s kf_k%d_prologue_%c(const kf_bufs &B, kf_ix b, int64_t %s, int64_t %s)", T,
                                id, op == 0 ? 'a' : 'b', op == 0 ? "m" : "k", op == 0 ? "k" : "n"));
     }
     kf_cg_begin_fn(c, &body);
@@ -289,7 +295,7 @@ static void gen_template(cuda_gen *G, kf_buf *out)
         kf_emit(c->body, "%s[%s] = %s;", kf_cg_ptr(c, mm, true), kf_cg_linear(c, mm, &oix), kf_cg_store_conv(c, mm->dtype, av));
     kf_cg_roots(c, &oix, -1);
     kf_cg_end_fn(c, &fused, &body,
-                 kf_cg_fmt(c, "KF_INLINE void kf_k%d_epilogue(const kf_bufs &B, kf_ix b, kf_ix m, kf_ix n, %s acc)", id, T));
+                 kf_cg_fmt(c, "KF_INLINE void kf_k%d_epilogue(const kf_bufs &B, kf_ix b, int64_t m, int64_t n, %s acc)", id, T));
     kf_buf_printf(&fused, "#define KF_MM_TC %d\n#define KF_MM_BF16 %d\n#define KF_MM_T %s\n", tc, mm->dtype == KF_BF16, T);
     /* the epilogue straight from the accumulator fragments (measured faster
      * on the H100: gelu+res 0.44 ms against 0.57 through shared memory);
@@ -327,6 +333,9 @@ static void gen_template(cuda_gen *G, kf_buf *out)
         /* only large products are worth timing every configuration */
         if (pick >= kf_mm_ncfgs || (pick < 0 && 2.0 * (double)M * (double)N * (double)K * (double)batch < 1e9))
             pick = pick_cfg(G, M, N, batch);
+        /* KFUSE_CUDA_MM_CFG=i: configuration i everywhere, no tuning (tests) */
+        const char *fc = getenv("KFUSE_CUDA_MM_CFG");
+        if (fc && *fc >= '0' && *fc <= '9' && atoi(fc) < kf_mm_ncfgs) pick = atoi(fc);
         first = pick < 0 ? 0 : pick;
         last = pick < 0 ? kf_mm_ncfgs - 1 : pick;
     }
