@@ -270,8 +270,6 @@ static int parse_args(int argc, char **argv, cli *c)
 
 /* ---- element access and 16-bit floats ----------------------------------- */
 
-static double get_f(kf_dtype t, const void *buf, int64_t i) { return kf_value_get(t, buf, i); }
-
 static int64_t get_i(kf_dtype t, const void *buf, int64_t i)
 {
     switch (t) {
@@ -280,7 +278,7 @@ static int64_t get_i(kf_dtype t, const void *buf, int64_t i)
     case KF_I8: return ((const int8_t *)buf)[i];
     case KF_U8: return ((const uint8_t *)buf)[i];
     case KF_BOOL: return ((const uint8_t *)buf)[i] != 0;
-    default: return (int64_t)get_f(t, buf, i);
+    default: return (int64_t)kf_value_get(t, buf, i);
     }
 }
 
@@ -316,7 +314,7 @@ static void fill_random(kf_dtype t, void *buf, int64_t n, uint64_t *state)
 
 static void fmt_val(kf_dtype t, const void *buf, int64_t i, char *out, size_t sz)
 {
-    if (is_float(t)) snprintf(out, sz, "%.6g", get_f(t, buf, i));
+    if (is_float(t)) snprintf(out, sz, "%.6g", kf_value_get(t, buf, i));
     else snprintf(out, sz, "%" PRId64, get_i(t, buf, i));
 }
 
@@ -326,50 +324,6 @@ static void fmt_type(kf_dtype t, int ndim, const int64_t *shape, char *out, size
     for (int i = 0; i < ndim && o < sz; i++)
         o += (size_t)snprintf(out + o, sz - o, "%s%" PRId64, i ? "," : "", shape[i]);
     if (o < sz) snprintf(out + o, sz - o, "]");
-}
-
-static void tolerance(kf_dtype t, double *rtol, double *atol)
-{
-    switch (t) {
-    case KF_F64: *rtol = 1e-7, *atol = 1e-10; break;
-    case KF_F32: *rtol = 1e-3, *atol = 1e-5; break;
-    case KF_F16: *rtol = 1e-2, *atol = 1e-3; break;
-    case KF_BF16: *rtol = 5e-2, *atol = 1e-2; break;
-    default: *rtol = 0, *atol = 0; break;
-    }
-}
-
-/* The first element of got that does not match want (-1: none), and the
- * largest absolute error over all of them. */
-static int64_t compare(kf_dtype t, const void *got, const void *want, int64_t n, double *maxerr)
-{
-    double rtol, atol;
-    tolerance(t, &rtol, &atol);
-    int64_t first = -1;
-    *maxerr = 0;
-    for (int64_t i = 0; i < n; i++) {
-        bool bad;
-        double err;
-        if (is_float(t)) {
-            double g = get_f(t, got, i), w = get_f(t, want, i);
-            if (isnan(g) && isnan(w)) continue;
-            if (isinf(g) || isinf(w)) {
-                bad = g != w;
-                err = bad ? INFINITY : 0;
-            } else {
-                err = fabs(g - w); /* NaN on one side: the test below fails */
-                bad = !(err <= atol + rtol * fabs(w));
-                if (isnan(err)) err = INFINITY;
-            }
-        } else {
-            int64_t g = get_i(t, got, i), w = get_i(t, want, i);
-            bad = g != w;
-            err = fabs((double)g - (double)w);
-        }
-        if (err > *maxerr) *maxerr = err;
-        if (bad && first < 0) first = i;
-    }
-    return first;
 }
 
 static double now_ms(void)
@@ -492,7 +446,7 @@ static void print_output(tool *t, int k)
     if (is_float(dt)) {
         double sum = 0, mn = NAN, mx = NAN;
         for (int64_t i = 0; i < n; i++) {
-            double v = get_f(dt, b, i);
+            double v = kf_value_get(dt, b, i);
             sum += v;
             if (!isnan(v)) {
                 if (isnan(mn) || v < mn) mn = v;
@@ -536,7 +490,7 @@ static int report_compare(tool *t, const char *what, int k, const void *want, FI
     kf_dtype dt = kf_node_dtype(o);
     char nb[32], g[64], w[64];
     double maxerr;
-    int64_t bad = compare(dt, t->out[k], want, kf_node_numel(o), &maxerr);
+    int64_t bad = kf_compare(dt, t->out[k], want, kf_node_numel(o), &maxerr);
     const char *name = out_name(t, k, nb, sizeof nb);
     if (bad < 0) {
         fprintf(rep, "%s: %s ok (max abs err %.3g)\n", what, name, maxerr);

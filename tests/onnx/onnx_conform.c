@@ -81,63 +81,6 @@ static void *xcalloc(size_t n, size_t sz)
 
 /* ---- comparing: as `kfuse run --data` does ------------------------------- */
 
-static double get_f(kf_dtype t, const void *p, int64_t i)
-{
-    switch (t) {
-    case KF_F64: return ((const double *)p)[i];
-    case KF_F32: return ((const float *)p)[i];
-    case KF_F16: {
-        uint16_t h = ((const uint16_t *)p)[i];
-        int e = (h >> 10) & 31, m = h & 1023;
-        double v = e == 0 ? ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexp(m | 1024, e - 25);
-        return h & 0x8000 ? -v : v;
-    }
-    case KF_BF16: {
-        uint32_t b = (uint32_t)((const uint16_t *)p)[i] << 16;
-        float f;
-        memcpy(&f, &b, 4);
-        return f;
-    }
-    case KF_I64: return (double)((const int64_t *)p)[i];
-    case KF_I32: return ((const int32_t *)p)[i];
-    case KF_I8: return ((const int8_t *)p)[i];
-    case KF_U8: return ((const uint8_t *)p)[i];
-    case KF_BOOL: return ((const uint8_t *)p)[i] != 0;
-    default: return 0;
-    }
-}
-
-static void tolerance(kf_dtype t, double *rtol, double *atol)
-{
-    switch (t) {
-    case KF_F64: *rtol = 1e-7, *atol = 1e-10; break;
-    case KF_F32: *rtol = 1e-3, *atol = 1e-5; break;
-    case KF_F16: *rtol = 1e-2, *atol = 1e-3; break;
-    case KF_BF16: *rtol = 5e-2, *atol = 1e-2; break;
-    default: *rtol = 0, *atol = 0; break;
-    }
-}
-
-static int64_t first_mismatch(kf_dtype t, const void *got, const void *want, int64_t n)
-{
-    double rtol, atol;
-    tolerance(t, &rtol, &atol);
-    for (int64_t i = 0; i < n; i++) {
-        if (t == KF_I64) {
-            if (((const int64_t *)got)[i] != ((const int64_t *)want)[i]) return i;
-            continue;
-        }
-        double g = get_f(t, got, i), w = get_f(t, want, i);
-        if (isnan(g) && isnan(w)) continue;
-        if (isinf(g) || isinf(w)) {
-            if (g != w) return i;
-            continue;
-        }
-        if (!(fabs(g - w) <= atol + rtol * fabs(w))) return i;
-    }
-    return -1;
-}
-
 /* ---- one case ------------------------------------------------------------ */
 
 static bool kf_shape_ok(const kf_tensor *t, kf_node *n)
@@ -278,7 +221,7 @@ static void run_case(const char *dir, result *r)
             kf_node *o = kf_graph_output(g, k);
             kf_dtype t = kf_node_dtype(o);
             bool ok = want.dtype == t && kf_shape_ok(&want, o);
-            int64_t n = kf_node_numel(o), i = ok ? first_mismatch(t, out[k], want.data, n) : -1;
+            int64_t n = kf_node_numel(o), i = ok ? kf_compare(t, out[k], want.data, n, NULL) : -1;
             if (!ok) {
                 r->status = R_FAIL;
                 fmt(r->msg, MSG, "data set %d: output %d ('%s') has dtype %s or shape unlike "
@@ -288,7 +231,7 @@ static void run_case(const char *dir, result *r)
                 r->status = R_FAIL;
                 fmt(r->msg, MSG, "data set %d: output %d ('%s') differs at element %lld: got "
                          "%.9g, want %.9g", s, k, kf_node_name(o), (long long)i,
-                         get_f(t, out[k], i), get_f(t, want.data, i));
+                         kf_value_get(t, out[k], i), kf_value_get(t, want.data, i));
             }
             kf_tensor_free(ctx, &want);
             if (r->status == R_FAIL) goto out;
