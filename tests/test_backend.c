@@ -36,6 +36,7 @@ typedef struct mock {
     int nepi, npro, nbuf;
     int epi_target[8], epi_nbuffers[8], epi_nstores[8], epi_has_code[8];
     int pro_target[8], pro_nsources[8], pro_expr_kind[8];
+    char pro_names[8][64], epi_names[8][64];
     char pro_expr_op[8][32];
     kf_buffer_role role[32];
     int of[32];
@@ -125,9 +126,11 @@ static int mock_fuse(void *ctx, const kf_fusion_spec *sp, kf_fused_kernel *out, 
         m->epi_nbuffers[i] = sp->epilogues[i].nbuffers;
         m->epi_nstores[i] = sp->epilogues[i].nstores;
         m->epi_has_code[i] = sp->epilogues[i].code && strstr(sp->epilogues[i].code, sp->epilogues[i].fn);
+        snprintf(m->epi_names[i], 64, "%s", sp->epilogues[i].names);
     }
     for (int i = 0; i < sp->nprologues && i < 8; i++) {
         m->pro_target[i] = sp->prologues[i].target;
+        snprintf(m->pro_names[i], 64, "%s", sp->prologues[i].names);
         m->pro_nsources[i] = sp->prologues[i].nsources;
         const kf_expr *x = sp->prologues[i].expr;
         m->pro_expr_kind[i] = x ? (int)x->kind : -1;
@@ -337,6 +340,8 @@ int main(int argc, char **argv)
           "buffers: %d sources, %d extra out, %d in all", count_role(KF_BUF_SOURCE),
           count_role(KF_BUF_EXTRA_OUT), M.nbuf);
     CHECK(M.epi_nstores[0] == 1, "one store in the epilogue tree");
+    CHECK(!strcmp(M.pro_names[0], "add.2") && !strcmp(M.epi_names[0], "y"), "hook names '%s' '%s'",
+          M.pro_names[0], M.epi_names[0]);
 
     /* chains on both sides */
     expect("chains",

@@ -189,6 +189,39 @@ static void gen_template(kf_cg *c, kf_buf *out)
     if (pb) kf_buf_puts(out, "#undef KF_MM_B_PTR\n");
 }
 
+/* The graph names of the nodes a hook computes, comma-separated: for a
+ * prologue (of == NULL) the chain under input x, for an epilogue the nodes
+ * hanging from result `of`. */
+static void mark_prologue(kf_cg *c, kf_node *x, char *mark)
+{
+    if (mark[x->id] || x->op == KF_OP_SCALAR) return;
+    bool here = c->s->kern[x->id] == c->k->id && c->s->home[x->id] == c->k->anchor->id;
+    if (!here && !kf_node_is_view(x)) return;
+    mark[x->id] = here;
+    for (int i = 0; i < x->nin; i++) mark_prologue(c, x->in[i], mark);
+}
+
+static const char *hook_names(kf_cg *c, kf_node *x, const kf_node *of)
+{
+    char *mark = kf_arena_alloc(c->ar, (size_t)c->g->nnodes + 1);
+    if (!mark) return "";
+    if (x) mark_prologue(c, x, mark);
+    kf_buf b;
+    kf_buf_init(&b, c->ctx);
+    for (int i = 0; i < c->k->nnodes; i++) {
+        kf_node *n = c->k->nodes[i];
+        int h = c->s->home[n->id];
+        bool keep = x ? mark[n->id] : h >= 0 && c->s->result_of[h] == of->id;
+        if (!keep) continue;
+        char lb[64];
+        kf_buf_printf(&b, "%s%s", b.len ? "," : "", kf_node_label(n, lb, sizeof lb));
+    }
+    char *str = kf_buf_take(&b);
+    const char *r = str ? kf_arena_strdup(c->ar, str) : "";
+    kf_free(c->ctx, str);
+    return r;
+}
+
 static void gen_extern(kf_cg *c, kf_buf *out)
 {
     kf_kernel *k = c->k;
@@ -260,7 +293,7 @@ static void gen_extern(kf_cg *c, kf_buf *out)
         bool ok = true;
         h->expr = kf_cg_expr_of(c, x, NULL, &ok);
         if (!ok) h->expr = NULL;
-        h->names = "";
+        h->names = hook_names(c, x, NULL);
     }
     /* outputs: stored ones are buffers; each with fused nodes gets a hook */
     for (int r = 0; r < nres; r++) {
@@ -320,7 +353,7 @@ static void gen_extern(kf_cg *c, kf_buf *out)
         h->store_buffer = sb;
         h->store_expr = ok ? se : NULL;
         if (!ok) h->nstores = 0;
-        h->names = "";
+        h->names = hook_names(c, NULL, rn);
     }
     /* the buffer table */
     kf_buffer_desc *bufs = kf_arena_alloc(c->ar, sizeof *bufs * (size_t)(c->nlocal + 1));
