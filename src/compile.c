@@ -233,7 +233,7 @@ kf_status kf_run(kf_compiled *c, const void *const *inputs, void *const *outputs
         kf_slot *sl = &c->prog.slots[i];
         const void *p = sl->kind == KF_SLOT_INPUT ? inputs[sl->index]
                       : sl->kind == KF_SLOT_OUTPUT ? outputs[sl->index] : (const void *)1;
-        if (!p && kf_node_numel(sl->node) > 0) {
+        if (!p && sl->bytes > 0) {
             kf_err(c->ctx, KF_ERR_INVALID, "error: kf_run: the buffer of %s %d is NULL",
                    sl->kind == KF_SLOT_INPUT ? "input" : "output", sl->index);
             return KF_ERR_INVALID;

@@ -545,6 +545,7 @@ int kf_cg_init(kf_cg *c, kf_cprog *out)
         if (!s->stored[i]) continue;
         kf_slot *sl = &out->slots[out->nslots];
         sl->node = n;
+        sl->bytes = kf_node_numel(n) * (int64_t)kf_dtype_size(n->dtype);
         c->slot[i] = out->nslots++;
         if (n->op == KF_OP_INPUT) {
             sl->kind = KF_SLOT_INPUT;

@@ -19,7 +19,8 @@ typedef struct kf_slot {
     kf_slot_kind kind;
     int index;          /* input/output/const position */
     int64_t offset;     /* scratch offset */
-    kf_node *node;
+    int64_t bytes;      /* the tensor's size: kept, the graph may be gone at run time */
+    kf_node *node;      /* valid while compiling only */
 } kf_slot;
 
 typedef struct kf_cprog {
