@@ -3,7 +3,7 @@
 # device-machine call): build, the differential suite on the GPU against the
 # interpreter, the golden graphs with `kfuse run --check --device cuda` in all
 # three fusion modes, and the benchmark against cuBLAS.  Logs go to $OUT
-# (default ./gpu-out).  usage: bench/gpu_run.sh [all|build|diff|golden|bench]...
+# (default ./gpu-out).  usage: bench/gpu_run.sh [all|build|diff|golden|cfgs|bench]...
 set -u
 OUT=${OUT:-./gpu-out}
 mkdir -p "$OUT"
@@ -29,6 +29,29 @@ if has golden; then
         done
     done
     echo "golden --device cuda: $nbad of $ng runs failed"
+    [ $nbad -eq 0 ] || rc=1
+fi
+if has cfgs; then
+    # every tile configuration (KFUSE_CUDA_MM_CFG) on awkward sizes: M, N, K
+    # off the tile, K % 8 != 0, prologues on either operand, batched and
+    # broadcast batch, f16 and bf16; `kfuse run --check` against the interpreter
+    d="$OUT/kf"; mkdir -p "$d"
+    printf 'input a : f16[257, 1000]\ninput b : f16[1000, 264]\ninput bias : f16[264]\ny = relu(add(matmul(a, b), bias))\noutput y\n' >"$d/t1.kf"
+    printf 'input a : f16[130, 1001]\ninput wq : i8[1001, 300]\ninput scale : f16[300]\ny = matmul(a, mul(cast(wq, dtype=f16), scale))\noutput y\n' >"$d/t2.kf"
+    printf 'input a : bf16[3, 100, 520]\ninput b : bf16[520, 72]\ninput c : bf16[72]\ny = add(matmul(relu(a), b), c)\noutput y\n' >"$d/t3.kf"
+    printf 'input x : f32[200, 512]\ninput b : f16[2, 512, 136]\ny = matmul(cast(relu(x), dtype=f16), b)\noutput y\n' >"$d/t4.kf"
+    printf 'input a : f16[520, 264]\ninput wq : i8[264, 520]\ninput scale : f16[520]\ny = matmul(a, mul(cast(wq, dtype=f16), scale))\noutput y\n' >"$d/t5.kf"
+    printf 'input a : bf16[2, 130, 136]\ninput b : bf16[136, 200]\ny = gelu(matmul(a, b))\noutput y\n' >"$d/t6.kf"
+    printf 'input a : f16[3, 70, 64]\ninput b : f16[3, 64, 264]\ninput r : f16[3, 70, 264]\ny = add(matmul(a, b), r)\noutput y\n' >"$d/t7.kf"
+    : >"$OUT/cfgs.log"; nc=0; nbad=0
+    for i in ${CFGS:-0 1 2 3 4 5 6 7 8 9 10 11 12}; do
+        for f in "$d"/t*.kf; do
+            nc=$((nc + 1))
+            if KFUSE_CUDA_MM_CFG=$i timeout 60 "$B/kfuse" run "$f" --check --device cuda >>"$OUT/cfgs.log" 2>&1; then :
+            else nbad=$((nbad + 1)); echo "FAIL cfg $i $f" | tee -a "$OUT/cfgs.log"; fi
+        done
+    done
+    echo "tile configurations --device cuda: $nbad of $nc runs failed"
     [ $nbad -eq 0 ] || rc=1
 fi
 if has diff; then

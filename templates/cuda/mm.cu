@@ -13,14 +13,19 @@
  *                              are then staged with cp.async
  *   KF_MM_BM, KF_MM_BN, KF_MM_BK, KF_MM_WM, KF_MM_WN, KF_MM_STAGES   the tile
  *                              configuration (KF_MM_TC only)
+ *   KF_MM_WGMMA                with KF_MM_TC: 1 for the Hopper kernel (sm_90a,
+ *                              wgmma; KF_MM_WM/WN unused, BK 64)
  * then pastes this text and #undefs them.  B is the kf_bufs table.
  *
  * Tensor-core kernel: a multistage pipeline of mma.sync.m16n8k16.  A tile
  * (BM x BK) and a B tile (BK x BN) per stage in shared memory, XOR-swizzled in
- * 16-byte chunks so that ldmatrix reads are free of bank conflicts.  Plain
- * operands are copied with cp.async (zero-filled past the edges); an operand
- * with a prologue is loaded into registers a stage ahead, the prologue
- * applied, and stored to shared memory after the tile's math.  The epilogue
+ * 16-byte chunks so that ldmatrix reads are free of bank conflicts; fragments
+ * double-buffered in registers across k steps.  Plain operands are copied
+ * with cp.async (zero-filled past the edges); an operand with a prologue is
+ * loaded into registers (8 consecutive values a thread, vector loads where
+ * the compiler can merge them), the prologue applied, and stored to shared
+ * memory one k tile later.  The Hopper kernel (KF_MM_WGMMA) is described
+ * where it is defined.  The epilogue
  * (KF_MM_DIRECT_EPI, the default) STOREs straight from the accumulator
  * fragments: each quad of lanes covers 8 consecutive columns of a row.  The
  * other variant goes through shared memory (the accumulator tile is written
@@ -86,7 +91,216 @@ KF_INLINE void kf_mm_tile(int pid, int nm, int nn, int *tm, int *tn)
 #define KF_MM_CAT2(a, b) a##b
 #define KF_MM_CAT(a, b) KF_MM_CAT2(a, b)
 
-#if KF_MM_TC
+
+#if KF_MM_WGMMA && !defined(KF_MM_WGMMA_COMMON)
+#define KF_MM_WGMMA_COMMON
+/* Hopper (sm_90a) warpgroup MMA: D(64 x N, f32, registers) += A(64 x 16,
+ * shared, K-major) * B(16 x N, shared, N-major: the trans-b flag), both
+ * operands in 128-byte-swizzled shared memory, described by 64-bit
+ * descriptors: start address, leading and stride byte offsets (>> 4), and
+ * the swizzle mode (1 = 128 bytes) in bits 62-63. */
+KF_INLINE uint64_t kf_wg_desc(uint32_t addr, uint32_t lbo, uint32_t sbo)
+{
+    return (uint64_t)((addr & 0x3ffff) >> 4) | ((uint64_t)(lbo >> 4) << 16) | ((uint64_t)(sbo >> 4) << 32) |
+           (1ull << 62);
+}
+KF_INLINE void kf_wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+KF_INLINE void kf_wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N> KF_INLINE void kf_wg_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory"); }
+KF_INLINE void kf_fence_async_smem() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+KF_INLINE void kf_reg_fence(float &x) { asm volatile("" : "+f"(x)::"memory"); }
+template <int BF16> KF_INLINE void kf_st_shared16_t(uint32_t dst, const float *v)
+{
+    asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};\n" ::"r"(dst), "r"(kf_pack2<BF16>(v[0], v[1])),
+                 "r"(kf_pack2<BF16>(v[2], v[3])), "r"(kf_pack2<BF16>(v[4], v[5])), "r"(kf_pack2<BF16>(v[6], v[7])));
+}
+#define kf_st_shared16(dst, v) kf_st_shared16_t<KF_MM_BF16>(dst, v)
+template <int BF16> KF_INLINE void kf_wgmma_n128(float *d, uint64_t da, uint64_t db)
+{
+    if (BF16)
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 1;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+                 : "l"(da), "l"(db), "r"(1));
+    else
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 1;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+                 : "l"(da), "l"(db), "r"(1));
+}
+template <int BF16> KF_INLINE void kf_wgmma_n256(float *d, uint64_t da, uint64_t db)
+{
+    if (BF16)
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, %128, %129, p, 1, 1, 0, 1;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]), "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]), "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+                 : "l"(da), "l"(db), "r"(1));
+    else
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, %128, %129, p, 1, 1, 0, 1;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]), "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]), "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+                 : "l"(da), "l"(db), "r"(1));
+}
+#endif
+
+#if KF_MM_TC && KF_MM_WGMMA
+/* ---------------------------------------------------------------- Hopper: wgmma
+ * sm_90a.  Plain operands are staged by cp.async, those with a prologue
+ * through registers while the previous tile's products run.  A block of BM / 64
+ * warpgroups computes BM x BN, each warpgroup 64 x BN with
+ * wgmma.m64nBNk16 (accumulators in registers), k tiles of 64.  Per stage:
+ * A as BM rows of 128 bytes (K-major, 128-byte swizzle: chunk c of row r at
+ * c ^ (r & 7)); B as BN / 64 blocks of 64 k rows x 128 bytes (N-major, the
+ * same swizzle).  Stage kt + S - 2 is loaded while tile kt multiplies; the
+ * products of one tile stay in flight while the next is issued
+ * (wgmma.wait_group 1), so a stage is rewritten only two tiles after its
+ * products were issued, behind a barrier. */
+#define KF_MM_NT ((KF_MM_BM / 64) * 128)
+extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1) KF_MM_FN(const __grid_constant__ kf_bufs B)
+{
+    enum {
+        BM = KF_MM_BM, BN = KF_MM_BN, S = KF_MM_STAGES, NT = KF_MM_NT, BCH = BN / 8,
+        A_BYTES = BM * 128, B_BYTES = (BN / 64) * 8192, STAGE_BYTES = A_BYTES + B_BYTES,
+        A_CHUNKS = BM * 8, B_CHUNKS = 64 * BCH, A_PER = A_CHUNKS / NT, B_PER = B_CHUNKS / NT, NACC = BN / 2
+    };
+    static_assert(KF_MM_BK == 64 && BM % 64 == 0 && (BN == 128 || BN == 256) && S >= 3, "wgmma tile");
+    static_assert(A_CHUNKS % NT == 0 && B_CHUNKS % NT == 0, "wgmma tile loads");
+    extern __shared__ __align__(1024) unsigned char kf_smem[];
+    const int64_t M = KF_MM_M, N = KF_MM_N, K = KF_MM_K;
+    const int nm = (int)((M + BM - 1) / BM), nn = (int)((N + BN - 1) / BN);
+    int tm, tn;
+    kf_mm_tile((int)blockIdx.x, nm, nn, &tm, &tn);
+    const int64_t b = blockIdx.y;
+    const int64_t m0 = (int64_t)tm * BM, n0 = (int64_t)tn * BN;
+    const int tid = threadIdx.x, lane = tid & 31, wg = tid >> 7, wq = (tid >> 5) & 3;
+    /* the swizzle acts on address bits 4-9: stages start on 1024 bytes */
+    const uint32_t sbase = (kf_smem_u32(kf_smem) + 1023u) & ~1023u;
+    const int KT = (int)((K + 63) / 64);
+#ifdef KF_MM_A_PTR
+    const uint16_t *KF_RESTRICT ap = KF_MM_A_PTR(B, b);
+#endif
+#ifdef KF_MM_B_PTR
+    const uint16_t *KF_RESTRICT bp = KF_MM_B_PTR(B, b);
+#endif
+
+    /* k tile kt -> stage: plain operands by cp.async (async = 1), operands
+     * with a prologue (async = 0) through registers: 8 consecutive values a
+     * thread, their loads merged into vectors where the sources are
+     * contiguous, the prologue applied, packed and stored to the same
+     * swizzled place (then fenced for the tensor cores' proxy) */
+    auto load_tile = [&](int kt, int stage, bool async) {
+        const int64_t k0 = (int64_t)kt * 64;
+        const uint32_t sa = sbase + stage * STAGE_BYTES, sb = sa + A_BYTES;
+        (void)sb;
+        (void)async;
+#pragma unroll
+        for (int i = 0; i < A_PER; i++) {
+            int idx = tid + i * NT, r = idx >> 3, c = idx & 7;
+            int64_t gm = m0 + r, gk = k0 + c * 8;
+            uint32_t dst = sa + r * 128 + ((c ^ (r & 7)) << 4);
+#ifdef KF_MM_A_PTR
+            bool ok = gm < M && gk < K;
+            if (async) kf_cp_async16(dst, ok ? ap + gm * K + gk : ap, ok);
+#else
+            if (!async) {
+                float v[8];
+                if (gm < M && gk + 8 <= K) {
+#pragma unroll
+                    for (int j = 0; j < 8; j++) v[j] = (float)KF_MM_LOAD_A(B, b, gm, gk + j);
+                } else {
+#pragma unroll
+                    for (int j = 0; j < 8; j++) v[j] = (gm < M && gk + j < K) ? (float)KF_MM_LOAD_A(B, b, gm, gk + j) : 0.0f;
+                }
+                kf_st_shared16(dst, v);
+            }
+#endif
+        }
+#pragma unroll
+        for (int i = 0; i < B_PER; i++) {
+            int idx = tid + i * NT, r = idx / BCH, cc = idx % BCH;
+            int64_t gk = k0 + r, gn = n0 + cc * 8;
+            uint32_t dst = sb + (cc >> 3) * 8192 + r * 128 + (((cc & 7) ^ (r & 7)) << 4);
+#ifdef KF_MM_B_PTR
+            bool ok = gk < K && gn < N;
+            if (async) kf_cp_async16(dst, ok ? bp + gk * N + gn : bp, ok);
+#else
+            if (!async) {
+                float v[8];
+                if (gk < K && gn + 8 <= N) {
+#pragma unroll
+                    for (int j = 0; j < 8; j++) v[j] = (float)KF_MM_LOAD_B(B, b, gk, gn + j);
+                } else {
+#pragma unroll
+                    for (int j = 0; j < 8; j++) v[j] = (gk < K && gn + j < N) ? (float)KF_MM_LOAD_B(B, b, gk, gn + j) : 0.0f;
+                }
+                kf_st_shared16(dst, v);
+            }
+#endif
+        }
+#if !defined(KF_MM_A_PTR) || !defined(KF_MM_B_PTR)
+        if (!async) kf_fence_async_smem();
+#endif
+    };
+#if defined(KF_MM_A_PTR) && defined(KF_MM_B_PTR)
+    const bool regs = false;
+#else
+    const bool regs = true;
+#endif
+
+    float d[NACC];
+#pragma unroll
+    for (int i = 0; i < NACC; i++) d[i] = 0.0f;
+#pragma unroll
+    for (int s = 0; s < S - 2; s++) {
+        if (s < KT) {
+            load_tile(s, s, true);
+            if (regs) load_tile(s, s, false);
+        }
+        kf_cp_async_commit();
+    }
+    for (int kt = 0; kt < KT; kt++) {
+        kf_cp_async_wait<S - 3>();
+        kf_fence_async_smem(); /* cp.async's writes, read next by the tensor cores */
+        __syncthreads();
+        const int nk = kt + S - 2;
+        if (nk < KT) load_tile(nk, nk % S, true);
+        kf_cp_async_commit();
+        const uint32_t st = sbase + (kt % S) * STAGE_BYTES, sa = st + wg * 64 * 128, sb = st + A_BYTES;
+        kf_wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++) {
+            const uint64_t da = kf_wg_desc(sa + kk * 32, 16, 1024), db = kf_wg_desc(sb + kk * 2048, 8192, 1024);
+            if (BN == 256) kf_wgmma_n256<KF_MM_BF16>(d, da, db);
+            else kf_wgmma_n128<KF_MM_BF16>(d, da, db);
+        }
+        kf_wg_commit();
+        /* an operand with a prologue: computed while the products run */
+        if (regs && nk < KT) load_tile(nk, nk % S, false);
+        kf_wg_wait<1>();
+    }
+    kf_wg_wait<0>();
+    kf_cp_async_wait<0>();
+#pragma unroll
+    for (int i = 0; i < NACC; i++) kf_reg_fence(d[i]);
+    /* the epilogue from the accumulators: value e + 2h + 4j of a thread is
+     * row 16 wq + lane / 4 + 8h, column 8j + 2 (lane % 4) + e of the
+     * warpgroup's 64 x BN */
+#pragma unroll
+    for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            int64_t m = m0 + wg * 64 + wq * 16 + (lane >> 2) + h * 8, n = n0 + j * 8 + (lane & 3) * 2;
+            if (m < M && n + 1 < N) {
+                KF_MM_STORE(B, b, m, n, d[j * 4 + h * 2]);
+                KF_MM_STORE(B, b, m, n + 1, d[j * 4 + h * 2 + 1]);
+            } else if (m < M && n < N) {
+                KF_MM_STORE(B, b, m, n, d[j * 4 + h * 2]);
+            }
+        }
+}
+#undef KF_MM_NT
+
+#elif KF_MM_TC
 /* ---------------------------------------------------------------- tensor cores */
 #define KF_MM_NT ((KF_MM_BM / KF_MM_WM) * (KF_MM_BN / KF_MM_WN) * 32)
 extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1) KF_MM_FN(const __grid_constant__ kf_bufs B)
@@ -98,8 +312,9 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1) KF_MM_FN(const __grid_
         A_CHUNKS = BM * ACH, B_CHUNKS = BK * BCH,
         A_PER = (A_CHUNKS + NT - 1) / NT, B_PER = (B_CHUNKS + NT - 1) / NT,
         A_BYTES = BM * BK * 2, B_BYTES = BK * BN * 2, STAGE_BYTES = A_BYTES + B_BYTES,
-        CPAD = BN + 4
+        CPAD = BN + 4, KK = BK / 16
     };
+    static_assert(KK % 2 == 0, "BK must be a multiple of 32 (fragment double buffering)");
     extern __shared__ __align__(128) unsigned char kf_smem[];
     const int64_t M = KF_MM_M, N = KF_MM_N, K = KF_MM_K;
     const int nm = (int)((M + BM - 1) / BM), nn = (int)((N + BN - 1) / BN);
@@ -138,8 +353,15 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1) KF_MM_FN(const __grid_
                 (void)sb;
 #else
                 float v[8];
+                if (gm < M && gk + 8 <= K) {
+                    /* a whole chunk: unconditional, so that the compiler can
+                     * merge the loads of contiguous sources into vectors */
 #pragma unroll
-                for (int j = 0; j < 8; j++) v[j] = (gm < M && gk + j < K) ? (float)KF_MM_LOAD_A(B, b, gm, gk + j) : 0.0f;
+                    for (int j = 0; j < 8; j++) v[j] = (float)KF_MM_LOAD_A(B, b, gm, gk + j);
+                } else {
+#pragma unroll
+                    for (int j = 0; j < 8; j++) v[j] = (gm < M && gk + j < K) ? (float)KF_MM_LOAD_A(B, b, gm, gk + j) : 0.0f;
+                }
                 areg[i] = make_uint4(kf_pack2<KF_MM_BF16>(v[0], v[1]), kf_pack2<KF_MM_BF16>(v[2], v[3]),
                                      kf_pack2<KF_MM_BF16>(v[4], v[5]), kf_pack2<KF_MM_BF16>(v[6], v[7]));
 #endif
@@ -156,8 +378,13 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1) KF_MM_FN(const __grid_
                 kf_cp_async16(sb + kf_swz<BCH>(r, ch), ok ? bp + gk * N + gn : bp, ok);
 #else
                 float v[8];
+                if (gk < K && gn + 8 <= N) {
 #pragma unroll
-                for (int j = 0; j < 8; j++) v[j] = (gk < K && gn + j < N) ? (float)KF_MM_LOAD_B(B, b, gk, gn + j) : 0.0f;
+                    for (int j = 0; j < 8; j++) v[j] = (float)KF_MM_LOAD_B(B, b, gk, gn + j);
+                } else {
+#pragma unroll
+                    for (int j = 0; j < 8; j++) v[j] = (gk < K && gn + j < N) ? (float)KF_MM_LOAD_B(B, b, gk, gn + j) : 0.0f;
+                }
                 breg[i] = make_uint4(kf_pack2<KF_MM_BF16>(v[0], v[1]), kf_pack2<KF_MM_BF16>(v[2], v[3]),
                                      kf_pack2<KF_MM_BF16>(v[4], v[5]), kf_pack2<KF_MM_BF16>(v[6], v[7]));
 #endif
@@ -201,6 +428,23 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1) KF_MM_FN(const __grid_
 #pragma unroll
             for (int q = 0; q < 4; q++) acc[i][j][q] = 0.0f;
 
+    /* shared -> registers: the A and B fragments of k step kk of a stage */
+    auto load_frags = [&](int stage, int kk, uint32_t(&af)[MI][4], uint32_t(&bf)[NI][2]) {
+        const uint32_t sa = sbase + stage * STAGE_BYTES, sb = sa + A_BYTES;
+#pragma unroll
+        for (int i = 0; i < MI; i++)
+            kf_ldsm_x4(af[i], sa + kf_swz<ACH>(wm0 + i * 16 + (lane & 15), kk * 2 + (lane >> 4)));
+#pragma unroll
+        for (int j = 0; j < NI / 2; j++) {
+            uint32_t r[4];
+            kf_ldsm_x4_t(r, sb + kf_swz<BCH>(kk * 16 + (lane & 15), (wn0 + j * 16) / 8 + (lane >> 4)));
+            bf[2 * j][0] = r[0];
+            bf[2 * j][1] = r[1];
+            bf[2 * j + 1][0] = r[2];
+            bf[2 * j + 1][1] = r[3];
+        }
+    };
+
 #pragma unroll
     for (int s = 0; s < S - 1; s++) {
         if (s < KT) {
@@ -209,34 +453,43 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1) KF_MM_FN(const __grid_
         }
         kf_cp_async_commit();
     }
+    kf_cp_async_wait<S - 2>();
+    __syncthreads();
+    /* The main loop (as CUTLASS's multistage one): fragments double-buffered
+     * in registers across k steps, one barrier per k tile.  At the last k
+     * step of tile kt, the next stage is waited for and its first fragments
+     * loaded before the step's products; tile kt + S - 1 is issued at the
+     * first k step into the stage that tile kt - 1 used (free since the
+     * barrier that ended tile kt - 1). */
+    uint32_t af[2][MI][4], bf[2][NI][2];
+    int rs = 0, ws = S - 1; /* the stage read, the stage written */
+    load_frags(0, 0, af[0], bf[0]);
     for (int kt = 0; kt < KT; kt++) {
-        kf_cp_async_wait<S - 2>();
-        __syncthreads();
         const int nk = kt + S - 1;
-        if (nk < KT) load_tile(nk, nk % S);
-        kf_cp_async_commit();
-        const uint32_t sa = sbase + (kt % S) * STAGE_BYTES, sb = sa + A_BYTES;
 #pragma unroll
-        for (int kk = 0; kk < BK / 16; kk++) {
-            uint32_t af[MI][4], bf[NI][2];
-#pragma unroll
-            for (int i = 0; i < MI; i++)
-                kf_ldsm_x4(af[i], sa + kf_swz<ACH>(wm0 + i * 16 + (lane & 15), kk * 2 + (lane >> 4)));
-#pragma unroll
-            for (int j = 0; j < NI / 2; j++) {
-                uint32_t r[4];
-                kf_ldsm_x4_t(r, sb + kf_swz<BCH>(kk * 16 + (lane & 15), (wn0 + j * 16) / 8 + (lane >> 4)));
-                bf[2 * j][0] = r[0];
-                bf[2 * j][1] = r[1];
-                bf[2 * j + 1][0] = r[2];
-                bf[2 * j + 1][1] = r[3];
+        for (int kk = 0; kk < KK; kk++) {
+            if (kk == KK - 1) {
+                if (S < 3 && nk < KT) store_tile(ws);
+                kf_cp_async_wait<S - 2>();
+                __syncthreads();
+                rs = rs == S - 1 ? 0 : rs + 1;
+                ws = ws == S - 1 ? 0 : ws + 1;
+            }
+            load_frags(rs, (kk + 1) % KK, af[(kk + 1) & 1], bf[(kk + 1) & 1]);
+            if (kk == 0) {
+                /* an operand with a prologue: the registers loaded a tile ago
+                 * go to their stage (read only after the barrier that ends
+                 * tile nk - 2 >= kt when S >= 3), then the next loads are
+                 * issued, to land behind a whole tile of products */
+                if (S >= 3 && kt > 0 && nk - 1 < KT) store_tile(ws == 0 ? S - 1 : ws - 1);
+                if (nk < KT) load_tile(nk, ws);
+                kf_cp_async_commit();
             }
 #pragma unroll
             for (int i = 0; i < MI; i++)
 #pragma unroll
-                for (int j = 0; j < NI; j++) kf_mma16816<KF_MM_BF16>(acc[i][j], af[i], bf[j]);
+                for (int j = 0; j < NI; j++) kf_mma16816<KF_MM_BF16>(acc[i][j], af[kk & 1][i], bf[kk & 1][j]);
         }
-        if (nk < KT) store_tile(nk % S);
     }
     kf_cp_async_wait<0>();
 #if KF_MM_DIRECT_EPI
@@ -246,9 +499,16 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1) KF_MM_FN(const __grid_
 #pragma unroll
         for (int j = 0; j < NI; j++)
 #pragma unroll
-            for (int q = 0; q < 4; q++) {
-                int64_t m = m0 + wm0 + i * 16 + (lane >> 2) + (q >> 1) * 8, n = n0 + wn0 + j * 8 + (lane & 3) * 2 + (q & 1);
-                if (m < M && n < N) KF_MM_STORE(B, b, m, n, acc[i][j][q]);
+            for (int h = 0; h < 2; h++) {
+                /* two neighbouring columns: unconditional when both are in,
+                 * so that the compiler can pair their loads and stores */
+                int64_t m = m0 + wm0 + i * 16 + (lane >> 2) + h * 8, n = n0 + wn0 + j * 8 + (lane & 3) * 2;
+                if (m < M && n + 1 < N) {
+                    KF_MM_STORE(B, b, m, n, acc[i][j][2 * h]);
+                    KF_MM_STORE(B, b, m, n + 1, acc[i][j][2 * h + 1]);
+                } else if (m < M && n < N) {
+                    KF_MM_STORE(B, b, m, n, acc[i][j][2 * h]);
+                }
             }
 #else
     __syncthreads();

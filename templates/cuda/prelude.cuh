@@ -31,25 +31,23 @@ typedef unsigned long long uint64_t;
 #endif
 struct kf_bufs {
     void *p[KF_NSLOTS];
-    __device__ __forceinline__ void *operator[](int i) const { return p[i]; }
+    /* every slot is at least 16-byte aligned (device allocations, scratch
+     * offsets in multiples of 64, caller buffers checked by kf_run_device):
+     * said here so that contiguous loads can be merged into vectors */
+    __device__ __forceinline__ void *operator[](int i) const { return __builtin_assume_aligned(p[i], 16); }
 };
 
 KF_INLINE uint32_t kf_fbits(float f) { return (uint32_t)__float_as_uint(f); }
 KF_INLINE float kf_bitsf(uint32_t u) { return __uint_as_float(u); }
 
-/* IEEE half <-> float by the hardware converter (round to nearest even). */
-KF_INLINE float kf_h2f(uint16_t h)
-{
-    float f;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
-    return f;
-}
-KF_INLINE uint16_t kf_f2h(float f)
-{
-    uint16_t h;
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
-    return h;
-}
+/* IEEE half <-> float by the hardware converter (round to nearest even),
+ * through libdevice (cvt.f32.f16 / cvt.rn.f16.f32) rather than inline asm:
+ * an asm statement is opaque to the optimiser, which then keeps apart loads
+ * that it would otherwise merge into vectors (the mm template's prologues). */
+extern "C" __device__ float __nv_half2float(unsigned short);
+extern "C" __device__ unsigned short __nv_float2half_rn(float);
+KF_INLINE float kf_h2f(uint16_t h) { return __nv_half2float(h); }
+KF_INLINE uint16_t kf_f2h(float f) { return __nv_float2half_rn(f); }
 KF_INLINE float kf_bf2f(uint16_t h) { return kf_bitsf((uint32_t)h << 16); }
 KF_INLINE uint16_t kf_f2bf(float f)
 {

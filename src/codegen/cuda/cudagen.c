@@ -27,28 +27,33 @@ extern const char kf_tmpl_mm_cu[];
 #define NT 256 /* threads of pointwise and reduction blocks */
 
 const kf_mm_cfg kf_mm_cfgs[] = {
-    {128, 256, 32, 64, 64, 3}, /* 0: large problems */
-    {128, 128, 32, 64, 64, 4}, /* 1 */
-    {256, 128, 32, 64, 64, 3}, /* 2 */
-    {128, 128, 64, 64, 64, 3}, /* 3 */
-    {64, 128, 32, 32, 64, 4},  /* 4: few tiles */
-    {128, 128, 32, 64, 32, 4}, /* 5: 8 warps, fewer registers each */
-    {128, 256, 32, 64, 64, 4}, /* 6 */
-    {128, 256, 64, 64, 64, 3}, /* 7: one barrier per 64 of k */
-    {256, 128, 64, 64, 64, 3}, /* 8 */
-    {128, 128, 64, 64, 32, 4}, /* 9 */
+    {128, 256, 32, 64, 64, 3, 0}, /* 0: large problems */
+    {128, 128, 32, 64, 64, 4, 0}, /* 1 */
+    {256, 128, 32, 64, 64, 3, 0}, /* 2 */
+    {128, 128, 64, 64, 64, 3, 0}, /* 3 */
+    {64, 128, 32, 32, 64, 4, 0},/* 4: few tiles */
+    {128, 128, 32, 64, 32, 4, 0}, /* 5: 8 warps, fewer registers each */
+    {128, 256, 32, 64, 64, 4, 0}, /* 6 */
+    {128, 256, 64, 64, 64, 3, 0}, /* 7: one barrier per 64 of k */
+    {256, 128, 64, 64, 64, 3, 0}, /* 8 */
+    {128, 128, 64, 64, 32, 4, 0}, /* 9 */
+    {128, 256, 64, 64, 256, 4, 1}, /* 10: wgmma, 2 warpgroups of 64x256 */
+    {128, 128, 64, 64, 128, 4, 1}, /* 11: wgmma, 2 warpgroups of 64x128 */
+    {128, 256, 64, 64, 256, 3, 1}, /* 12: wgmma */
 };
 const int kf_mm_ncfgs = (int)(sizeof kf_mm_cfgs / sizeof *kf_mm_cfgs);
 
 void kf_mm_cfg_name(int i, char *buf, size_t sz)
 {
     const kf_mm_cfg *f = &kf_mm_cfgs[i];
-    snprintf(buf, sz, "%dx%dx%d w%dx%d s%d", f->bm, f->bn, f->bk, f->wm, f->wn, f->stages);
+    if (f->wgmma) snprintf(buf, sz, "%dx%dx%d wgmma s%d", f->bm, f->bn, f->bk, f->stages);
+    else snprintf(buf, sz, "%dx%dx%d w%dx%d s%d", f->bm, f->bn, f->bk, f->wm, f->wn, f->stages);
 }
 
 static unsigned cfg_smem(const kf_mm_cfg *f, bool direct_epi)
 {
     unsigned pipe = (unsigned)(f->stages * (f->bm * f->bk + f->bk * f->bn) * 2);
+    if (f->wgmma) return pipe + 1024; /* stages aligned to 1024 bytes (the swizzle) */
     unsigned epi = direct_epi ? 0 : (unsigned)(f->bm * (f->bn + 4) * 4);
     return pipe > epi ? pipe : epi;
 }
@@ -114,6 +119,11 @@ static void decompose(cuda_gen *G, kf_idx *ix, const char *pfx, const char *f, i
             kf_emit(c->body, "const kf_ix %s%d = (%s / %" PRId64 ") %% %" PRId64 ";", pfx, d, f, stride, shape[d]);
         stride *= shape[d];
     }
+}
+
+static unsigned cfg_threads(const kf_mm_cfg *f)
+{
+    return f->wgmma ? (unsigned)(f->bm / 64 * 128) : (unsigned)((f->bm / f->wm) * (f->bn / f->wn) * 32);
 }
 
 static unsigned grid_for(cuda_gen *G, int64_t work, int per_block)
@@ -256,6 +266,16 @@ static int pick_cfg(cuda_gen *G, int64_t M, int64_t N, int64_t batch)
     return 4;
 }
 
+/* Can configuration f (a wgmma one) serve this product?  sm_90 (wgmma is
+ * sm_90a only) and the shared memory there. */
+static bool wg_ok(cuda_gen *G, const kf_mm_cfg *f, bool pa, bool pb)
+{
+    (void)pa;
+    (void)pb;
+    if (G->t->sm_major != 9) return false;
+    return G->t->smem_optin <= 0 || cfg_smem(f, true) <= (unsigned)G->t->smem_optin;
+}
+
 static void gen_template(cuda_gen *G, kf_buf *out)
 {
     kf_cg *c = &G->c;
@@ -336,11 +356,13 @@ static void gen_template(cuda_gen *G, kf_buf *out)
         /* KFUSE_CUDA_MM_CFG=i: configuration i everywhere, no tuning (tests) */
         const char *fc = getenv("KFUSE_CUDA_MM_CFG");
         if (fc && *fc >= '0' && *fc <= '9' && atoi(fc) < kf_mm_ncfgs) pick = atoi(fc);
+        if (pick >= 0 && kf_mm_cfgs[pick].wgmma && !wg_ok(G, &kf_mm_cfgs[pick], pa, pb)) pick = pick_cfg(G, M, N, batch);
         first = pick < 0 ? 0 : pick;
         last = pick < 0 ? kf_mm_ncfgs - 1 : pick;
     }
     kf_free(c->ctx, fs);
     for (int v = first; v <= last; v++) {
+        if (tc && kf_mm_cfgs[v].wgmma && !wg_ok(G, &kf_mm_cfgs[v], pa, pb)) continue;
         const char *name = pick < 0 ? kf_cg_fmt(c, "kf_k%d_c%d", id, v) : kf_cg_fmt(c, "kf_k%d", id);
         kf_buf_printf(out, "#define KF_MM_FN %s\n", name);
         kf_cuda_call *l;
@@ -350,10 +372,10 @@ static void gen_template(cuda_gen *G, kf_buf *out)
             kf_mm_cfg_name(v, cn, sizeof cn);
             kf_buf_printf(out, "/* kfuse-tile: kernel %d %s */\n", id, cn);
             kf_buf_printf(out, "#define KF_MM_BM %d\n#define KF_MM_BN %d\n#define KF_MM_BK %d\n#define KF_MM_WM %d\n"
-                               "#define KF_MM_WN %d\n#define KF_MM_STAGES %d\n",
-                          f->bm, f->bn, f->bk, f->wm, f->wn, f->stages);
+                               "#define KF_MM_WN %d\n#define KF_MM_STAGES %d\n#define KF_MM_WGMMA %d\n",
+                          f->bm, f->bn, f->bk, f->wm, f->wn, f->stages, f->wgmma);
             int64_t tiles = ((M + f->bm - 1) / f->bm) * ((N + f->bn - 1) / f->bn);
-            l = add_launch(G, name, batch ? tiles : 0, (unsigned)((f->bm / f->wm) * (f->bn / f->wn) * 32), cfg_smem(f, direct));
+            l = add_launch(G, name, batch ? tiles : 0, cfg_threads(f), cfg_smem(f, direct));
             if (l) {
                 l->grid[1] = (unsigned)batch;
                 l->variant = v;
@@ -372,7 +394,7 @@ static void gen_template(cuda_gen *G, kf_buf *out)
         kf_buf_puts(out, "\n#undef KF_MM_FN\n");
         if (tc)
             kf_buf_puts(out, "#undef KF_MM_BM\n#undef KF_MM_BN\n#undef KF_MM_BK\n#undef KF_MM_WM\n#undef KF_MM_WN\n"
-                             "#undef KF_MM_STAGES\n");
+                             "#undef KF_MM_STAGES\n#undef KF_MM_WGMMA\n");
     }
     kf_buf_puts(out, "#undef KF_MM_TC\n#undef KF_MM_BF16\n#undef KF_MM_T\n#undef KF_MM_BATCH\n#undef KF_MM_M\n"
                      "#undef KF_MM_N\n#undef KF_MM_K\n#undef KF_MM_DIRECT_EPI\n#undef KF_MM_LOAD_A\n#undef KF_MM_LOAD_B\n#undef KF_MM_STORE\n");

@@ -31,6 +31,7 @@ typedef struct kf_cuda_prog {
 /* The tile configurations of the tensor-core mm template. */
 typedef struct kf_mm_cfg {
     int bm, bn, bk, wm, wn, stages;
+    int wgmma; /* 1: the Hopper kernel (sm_90): warpgroups of 64 x bn */
 } kf_mm_cfg;
 extern const kf_mm_cfg kf_mm_cfgs[];
 extern const int kf_mm_ncfgs;
@@ -50,7 +51,7 @@ typedef struct kf_cuda_target {
  * CUDA target cannot do: external templates). */
 int kf_cg_cuda_generate(kf_sched *s, const kf_cuda_target *t, kf_cuda_prog *out);
 void kf_cuda_prog_free(kf_ctx *ctx, kf_cuda_prog *p);
-/* "128x256x32 w64x64 s3" */
+/* "128x256x32 w64x64 s3", "128x256x64 wgmma s4" */
 void kf_mm_cfg_name(int cfg, char *buf, size_t sz);
 
 #endif
