@@ -158,6 +158,10 @@ void kf_graph_count_users(kf_graph *g);
 int kf_graph_verify(kf_graph *g);
 void kf_graph_dump(const kf_graph *g, FILE *f, const char *after);
 
+/* Python/ONNX clamping of a slice's start and end along a dim of size dim
+ * (step != 0); returns how many elements the slice takes. */
+int64_t kf_slice_clamp(int64_t dim, int64_t *start, int64_t *end, int64_t step);
+
 /* The backend ABI's view of a node (contiguous strides). */
 void kf_tensor_desc_of(const kf_node *n, kf_tensor_desc *d, char *label, size_t labelsz);
 

@@ -1047,25 +1047,6 @@ static int h_expand(L_t *L, const N *n, V **in, int nin)
 }
 
 /* Python/ONNX slice clamping for one axis: start and element count. */
-static void slice_clamp(int64_t dim, int64_t *start, int64_t *end, int64_t step, int64_t *len)
-{
-    int64_t s = *start, e = *end;
-    if (s < 0) s += dim;
-    if (e < 0 && e != INT64_MIN) e += dim;
-    if (e == INT64_MIN) e = -1 - dim; /* to before the beginning */
-    if (step > 0) {
-        s = s < 0 ? 0 : s > dim ? dim : s;
-        e = e < 0 ? 0 : e > dim ? dim : e;
-        *len = e > s ? (e - s + step - 1) / step : 0;
-    } else {
-        s = s < 0 ? -1 : s > dim - 1 ? dim - 1 : s;
-        e = e < -1 ? -1 : e > dim - 1 ? dim - 1 : e;
-        *len = s > e ? (s - e + (-step) - 1) / (-step) : 0;
-    }
-    *start = s;
-    *end = e;
-}
-
 static int do_slice(L_t *L, int out, V *x, int k, const int64_t *axes, const int64_t *starts,
                     const int64_t *ends, const int64_t *steps)
 {
@@ -1084,7 +1065,7 @@ static int do_slice(L_t *L, int out, V *x, int k, const int64_t *axes, const int
         beg[ax] = starts[i];
         endc[ax] = ends[i];
         stp[ax] = steps[i];
-        slice_clamp(s[ax], &beg[ax], &endc[ax], stp[ax], &len[ax]);
+        len[ax] = kf_slice_clamp(s[ax], &beg[ax], &endc[ax], stp[ax]);
     }
     if (is_ct(x) && kf_shape_numel(r, len) <= FOLD_MAX) {
         int64_t is[KF_MAX_DIMS], base = 0;

@@ -513,6 +513,26 @@ static kf_node *apply_expand(kf_graph *g, kf_node *x, const kf_attrs *a)
     return view(g, KF_OP_EXPAND, x, nd, shape, &at);
 }
 
+int64_t kf_slice_clamp(int64_t dim, int64_t *startp, int64_t *endp, int64_t step)
+{
+    int64_t start = *startp, end = *endp;
+    if (start < 0) start += dim;
+    if (end < 0 && end != INT64_MIN) end += dim;
+    if (step > 0) {
+        start = start < 0 ? 0 : start > dim ? dim : start;
+        end = end < 0 ? 0 : end > dim ? dim : end;
+    } else {
+        start = start < 0 ? -1 : start > dim - 1 ? dim - 1 : start;
+        end = end < -1 ? -1 : end > dim - 1 ? dim - 1 : end;
+    }
+    *startp = start;
+    *endp = end;
+    /* start and end are now within [-1, dim]: no overflow below */
+    uint64_t ustep = step > 0 ? (uint64_t)step : (uint64_t)0 - (uint64_t)step;
+    return step > 0 ? (end > start ? (int64_t)((uint64_t)(end - start - 1) / ustep) + 1 : 0)
+                    : (start > end ? (int64_t)((uint64_t)(start - end - 1) / ustep) + 1 : 0);
+}
+
 static kf_node *apply_slice(kf_graph *g, kf_node *x, const kf_attrs *a)
 {
     kf_attrs at = {0};
@@ -523,20 +543,7 @@ static kf_node *apply_slice(kf_graph *g, kf_node *x, const kf_attrs *a)
     int64_t dim = x->shape[ax];
     int64_t start = a ? a->start : 0, end = a ? a->end : INT64_MAX;
     if (step < 0 && end == INT64_MAX) end = INT64_MIN; /* "to the end" going down */
-    /* Python/ONNX clamping */
-    if (start < 0) start += dim;
-    if (end < 0 && end != INT64_MIN) end += dim;
-    if (step > 0) {
-        start = start < 0 ? 0 : start > dim ? dim : start;
-        end = end < 0 ? 0 : end > dim ? dim : end;
-    } else {
-        start = start < 0 ? -1 : start > dim - 1 ? dim - 1 : start;
-        end = end < -1 ? -1 : end > dim - 1 ? dim - 1 : end;
-    }
-    /* start and end are now within [-1, dim]: no overflow below */
-    uint64_t ustep = step > 0 ? (uint64_t)step : (uint64_t)0 - (uint64_t)step;
-    int64_t len = step > 0 ? (end > start ? (int64_t)((uint64_t)(end - start - 1) / ustep) + 1 : 0)
-                           : (start > end ? (int64_t)((uint64_t)(start - end - 1) / ustep) + 1 : 0);
+    int64_t len = kf_slice_clamp(dim, &start, &end, step);
     at.naxes = 1;
     at.axes[0] = ax;
     at.start = start;
