@@ -43,6 +43,12 @@ if has cfgs; then
     printf 'input a : f16[520, 264]\ninput wq : i8[264, 520]\ninput scale : f16[520]\ny = matmul(a, mul(cast(wq, dtype=f16), scale))\noutput y\n' >"$d/t5.kf"
     printf 'input a : bf16[2, 130, 136]\ninput b : bf16[136, 200]\ny = gelu(matmul(a, b))\noutput y\n' >"$d/t6.kf"
     printf 'input a : f16[3, 70, 64]\ninput b : f16[3, 64, 264]\ninput r : f16[3, 70, 264]\ny = add(matmul(a, b), r)\noutput y\n' >"$d/t7.kf"
+    # the 8-wide epilogue: two stored outputs, f32 output, an [M, 1] bias and a
+    # transposed residual (scalar loads), N % 32 != 0 (ragged 8-column groups)
+    printf 'input a : f16[130, 72]\ninput b : f16[72, 264]\ninput bias : f16[264]\ninput r : f16[130, 264]\ny = gelu(add(matmul(a, b), bias))\nz = add(y, r)\noutput y\noutput z\n' >"$d/t8.kf"
+    printf 'input a : f16[2, 70, 96]\ninput b : f16[96, 136]\ninput bias : f16[136]\ny = cast(silu(add(matmul(a, b), bias)), dtype=f32)\noutput y\n' >"$d/t9.kf"
+    printf 'input a : f16[300, 256]\ninput b : f16[256, 512]\ninput bias : f16[300, 1]\ninput r : f16[512, 300]\ny = add(add(matmul(a, b), bias), transpose(r, perm=[1, 0]))\noutput y\n' >"$d/t10.kf"
+    printf 'input a : bf16[3, 100, 520]\ninput b : bf16[520, 72]\ninput c : bf16[72]\ninput r : bf16[3, 100, 72]\ny = add(relu(add(matmul(a, b), c)), r)\noutput y\n' >"$d/t11.kf"
     : >"$OUT/cfgs.log"; nc=0; nbad=0
     for i in ${CFGS:-0 1 2 3 4 5 6 7 8 9 10 11 12}; do
         for f in "$d"/t*.kf; do

@@ -8,6 +8,11 @@
  *   KF_MM_BATCH, KF_MM_M, KF_MM_N, KF_MM_K   sizes, any value >= 0
  *   KF_MM_LOAD_A(B, b, m, k), KF_MM_LOAD_B(B, b, k, n)  operand value, prologue applied
  *   KF_MM_STORE(B, b, m, n, v)                epilogue + store of C[b][m][n] = v
+ *   KF_MM_EPI8                 1: KF_MM_STORE8(B, b, m, n, v[8]) is defined, the
+ *                              epilogue of C[b][m][n .. n+7] for n % 8 == 0, all
+ *                              8 inside (vector loads and 16-byte stores); the
+ *                              generator sets it where N % 8 == 0 and every
+ *                              stored output is laid out as C
  *   KF_MM_A_PTR(B, b), KF_MM_B_PTR(B, b)      optional: plain row-major operand
  *                              pointers (uint16_t), 16-byte aligned rows: tiles
  *                              are then staged with cp.async
@@ -27,7 +32,10 @@
  * memory one k tile later.  The Hopper kernel (KF_MM_WGMMA) is described
  * where it is defined.  The epilogue
  * (KF_MM_DIRECT_EPI, the default) STOREs straight from the accumulator
- * fragments: each quad of lanes covers 8 consecutive columns of a row.  The
+ * fragments: each quad of lanes covers 8 consecutive columns of a row; with
+ * KF_MM_EPI8 the quad's four 8-column groups are transposed by shuffles
+ * (kf_quad_t8) so that each lane owns 8 consecutive columns and calls
+ * STORE8 (the scalar STORE at ragged edges).  The
  * other variant goes through shared memory (the accumulator tile is written
  * there, then every thread STOREs consecutive columns, fully coalesced); on
  * the H100 it measured slower, since the pass costs more than it saves. */
@@ -76,6 +84,32 @@ template <int CH> KF_INLINE uint32_t kf_swz(int r, int c)
 {
     int p = CH >= 8 ? (c ^ (r & 7)) : CH == 4 ? (c ^ ((r >> 1) & 3)) : CH == 2 ? (c ^ ((r >> 2) & 1)) : c;
     return (uint32_t)((r * CH + p) * 16);
+}
+/* The 8-wide epilogue's shuffle: in the accumulator layouts of mma.sync and
+ * wgmma, lane q of a quad holds columns 2q, 2q + 1 of four consecutive
+ * 8-column groups g (x[g][0..1]); afterwards it holds all 8 columns of group
+ * q (w[0..7]), by two butterfly exchanges (lanes q ^ 2, then q ^ 1), in
+ * registers, no shared memory, no barrier.  Every lane must take part. */
+KF_INLINE void kf_quad_t8(const float (&x)[4][2], float *w, int lane)
+{
+    const bool hi = lane & 2, lo = lane & 1;
+    float u[2][2][2]; /* u[j][k]: source lane bit 1 = j, group (lane & 2) + k */
+#pragma unroll
+    for (int k = 0; k < 2; k++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+            float r = __shfl_xor_sync(0xffffffffu, hi ? x[k][e] : x[k + 2][e], 2);
+            u[0][k][e] = hi ? r : x[k][e];
+            u[1][k][e] = hi ? x[k + 2][e] : r;
+        }
+#pragma unroll
+    for (int j = 0; j < 2; j++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+            float r = __shfl_xor_sync(0xffffffffu, lo ? u[j][0][e] : u[j][1][e], 1);
+            w[(2 * j) * 2 + e] = lo ? r : u[j][0][e];
+            w[(2 * j + 1) * 2 + e] = lo ? u[j][1][e] : r;
+        }
 }
 /* Tiles in grouped order, so that consecutive blocks share A rows in L2. */
 KF_INLINE void kf_mm_tile(int pid, int nm, int nn, int *tm, int *tn)
@@ -285,6 +319,30 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1) KF_MM_FN(const __grid_
     /* the epilogue from the accumulators: value e + 2h + 4j of a thread is
      * row 16 wq + lane / 4 + 8h, column 8j + 2 (lane % 4) + e of the
      * warpgroup's 64 x BN */
+#if KF_MM_EPI8
+    /* 8-wide: a quad's four groups of 8 columns transposed through
+     * shuffles, then each lane stores 8 consecutive columns of its row */
+#pragma unroll
+    for (int t = 0; t < BN / 32; t++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            float x[4][2], w[8];
+#pragma unroll
+            for (int g = 0; g < 4; g++) {
+                x[g][0] = d[(4 * t + g) * 4 + h * 2];
+                x[g][1] = d[(4 * t + g) * 4 + h * 2 + 1];
+            }
+            kf_quad_t8(x, w, lane);
+            int64_t m = m0 + wg * 64 + wq * 16 + (lane >> 2) + h * 8, n = n0 + (4 * t + (lane & 3)) * 8;
+            if (m < M && n + 8 <= N) {
+                KF_MM_STORE8(B, b, m, n, w);
+            } else if (m < M) {
+#pragma unroll
+                for (int e = 0; e < 8; e++)
+                    if (n + e < N) KF_MM_STORE(B, b, m, n + e, w[e]);
+            }
+        }
+#else
 #pragma unroll
     for (int j = 0; j < BN / 8; j++)
 #pragma unroll
@@ -297,6 +355,7 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1) KF_MM_FN(const __grid_
                 KF_MM_STORE(B, b, m, n, d[j * 4 + h * 2]);
             }
         }
+#endif
 }
 #undef KF_MM_NT
 
@@ -492,7 +551,32 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1) KF_MM_FN(const __grid_
         }
     }
     kf_cp_async_wait<0>();
-#if KF_MM_DIRECT_EPI
+#if KF_MM_DIRECT_EPI && KF_MM_EPI8 && KF_MM_WN % 32 == 0
+    /* 8-wide: a quad's four fragments of 8 columns transposed through
+     * shuffles, then each lane stores 8 consecutive columns of its row */
+#pragma unroll
+    for (int i = 0; i < MI; i++)
+#pragma unroll
+        for (int t = 0; t < NI / 4; t++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                float x[4][2], w[8];
+#pragma unroll
+                for (int g = 0; g < 4; g++) {
+                    x[g][0] = acc[i][4 * t + g][2 * h];
+                    x[g][1] = acc[i][4 * t + g][2 * h + 1];
+                }
+                kf_quad_t8(x, w, lane);
+                int64_t m = m0 + wm0 + i * 16 + (lane >> 2) + h * 8, n = n0 + wn0 + (4 * t + (lane & 3)) * 8;
+                if (m < M && n + 8 <= N) {
+                    KF_MM_STORE8(B, b, m, n, w);
+                } else if (m < M) {
+#pragma unroll
+                    for (int e = 0; e < 8; e++)
+                        if (n + e < N) KF_MM_STORE(B, b, m, n + e, w[e]);
+                }
+            }
+#elif KF_MM_DIRECT_EPI
     /* the epilogue straight from the fragments (no shared-memory pass) */
 #pragma unroll
     for (int i = 0; i < MI; i++)

@@ -276,6 +276,109 @@ static bool wg_ok(cuda_gen *G, const kf_mm_cfg *f, bool pa, bool pb)
     return G->t->smem_optin <= 0 || cfg_smem(f, true) <= (unsigned)G->t->smem_optin;
 }
 
+/* Emits the buffer loads under pointwise node n at ix (those that
+ * kf_cg_gen will find in the memo), following the generator's own walk;
+ * views and what this kernel computes or stores are left to it. */
+static void preload(kf_cg *c, kf_node *n, const kf_idx *ix, int depth)
+{
+    if (depth > 64) return;
+    for (int i = 0; i < n->nin; i++) {
+        kf_node *x = n->in[i];
+        if (x->op == KF_OP_SCALAR || kf_ops[x->op].kind == KF_K_VIEW) continue;
+        kf_idx yi = kf_cg_bcast_idx(x, ix);
+        if (c->s->kern[x->id] != c->k->id) kf_cg_gen(c, x, &yi);
+        else if (c->s->home[x->id] != x->id && kf_ops[x->op].kind == KF_K_POINTWISE) preload(c, x, &yi, depth + 1);
+    }
+}
+
+/* The 8-wide epilogue of a tensor-core template (f32 accumulators):
+ * kf_k<id>_epilogue8(B, b, m, n, acc[8]) computes C[b][m][n .. n+7] as 8
+ * calls of the scalar epilogue would, for a column n that is a multiple of 8,
+ * all 8 inside.  The values are computed first, every load before any store,
+ * so that NVVM merges the loads of sources contiguous along n into vectors
+ * (16-byte aligned: the slots are, N % 8 == 0 and n % 8 == 0 are known after
+ * inlining); each stored output is then written with 16-byte stores (8 bytes
+ * for 1-byte types).  Only where N % 8 == 0 and every stored output is laid
+ * out as the product (its shape): returns false, emitting nothing, otherwise
+ * (the template then calls the scalar epilogue). */
+static bool gen_epilogue8(cuda_gen *G, kf_buf *fused, int64_t N)
+{
+    kf_cg *c = &G->c;
+    kf_node *mm = c->k->anchor;
+    if (N % 8) return false;
+    kf_node *st[KF_MAX_DIMS * 4 + 1];
+    int nst = 0;
+    if (c->s->stored[mm->id]) st[nst++] = mm;
+    for (int i = 0; i < c->k->nroots; i++) {
+        kf_node *r = c->k->roots[i];
+        if (!c->s->stored[r->id]) continue;
+        if (nst == (int)(sizeof st / sizeof *st)) return false;
+        if (r->ndim != mm->ndim || kf_node_is_view(r)) return false;
+        for (int d = 0; d < r->ndim; d++)
+            if (r->shape[d] != mm->shape[d]) return false;
+        size_t sz = kf_dtype_size(r->dtype);
+        if (sz != 1 && sz != 2 && sz != 4 && sz != 8) return false;
+        st[nst++] = r;
+    }
+    if (!nst) return false;
+    int id = c->k->id;
+    kf_buf body;
+    kf_cg_begin_fn(c, &body);
+    /* v[s][j]: stored output s's storage value at column n + j */
+    const char *v[KF_MAX_DIMS * 4 + 1][8];
+    kf_idx ix[8];
+    for (int j = 0; j < 8; j++) {
+        kf_emit(c->body, "const int64_t kf_nj%d = n + %d;", j, j);
+        ix[j] = kf_cg_mm_idx(c, mm, mm, "m", kf_cg_fmt(c, "kf_nj%d", j));
+    }
+    /* every load first, in one straight run (the math between them, erff
+     * for one, has branches that would keep NVVM from merging them) */
+    for (int j = 0; j < 8; j++)
+        for (int i = 0; i < c->k->nroots; i++) preload(c, c->k->roots[i], &ix[j], 0);
+    for (int j = 0; j < 8; j++) {
+        const char *av = kf_cg_tmp(c);
+        kf_emit(c->body, "const float %s = %s(acc[%d]);", av, mm->dtype == KF_F16 ? "kf_round_h" : "kf_round_bf", j);
+        kf_cg_memo_put(c, mm, &ix[j], av);
+        int s = 0;
+        if (c->s->stored[mm->id]) v[s++][j] = av;
+        for (int i = 0; i < c->k->nroots; i++) {
+            kf_node *r = c->k->roots[i];
+            const char *x = kf_cg_pointwise(c, r, &ix[j]);
+            if (!c->s->stored[r->id]) continue;
+            const char *t = kf_cg_tmp(c);
+            kf_emit(c->body, "const %s %s = %s;", kf_cg_stype(r->dtype), t, kf_cg_store_conv(c, r->dtype, x));
+            v[s++][j] = t;
+        }
+    }
+    for (int s = 0; s < nst; s++) {
+        kf_node *r = st[s];
+        const char *sv = v[s][0];
+        if (r == mm) { /* the product itself: its storage value */
+            const char *t = kf_cg_tmp(c);
+            kf_emit(c->body, "__align__(16) %s %s[8];", kf_cg_stype(r->dtype), t);
+            for (int j = 0; j < 8; j++) kf_emit(c->body, "%s[%d] = %s;", t, j, kf_cg_store_conv(c, r->dtype, v[s][j]));
+            sv = t;
+        } else {
+            const char *t = kf_cg_tmp(c);
+            kf_emit(c->body, "__align__(16) %s %s[8] = {%s, %s, %s, %s, %s, %s, %s, %s};", kf_cg_stype(r->dtype), t,
+                    v[s][0], v[s][1], v[s][2], v[s][3], v[s][4], v[s][5], v[s][6], v[s][7]);
+            sv = t;
+        }
+        size_t sz = kf_dtype_size(r->dtype);
+        const char *dst = kf_cg_fmt(c, "&%s[%s]", kf_cg_ptr(c, r, true), kf_cg_linear(c, r, &ix[0]));
+        if (sz == 1) {
+            kf_emit(c->body, "*(uint2 *)(%s) = *(const uint2 *)%s;", dst, sv);
+        } else {
+            for (size_t q = 0; q < sz / 2; q++)
+                kf_emit(c->body, "((uint4 *)(%s))[%zu] = ((const uint4 *)%s)[%zu];", dst, q, sv, q);
+        }
+    }
+    kf_cg_end_fn(c, fused, &body,
+                 kf_cg_fmt(c, "KF_INLINE void kf_k%d_epilogue8(const kf_bufs &B, kf_ix b, int64_t m, int64_t n, const float *acc)",
+                           id));
+    return c->ctx->status == KF_OK;
+}
+
 static void gen_template(cuda_gen *G, kf_buf *out)
 {
     kf_cg *c = &G->c;
@@ -316,7 +419,10 @@ static void gen_template(cuda_gen *G, kf_buf *out)
     kf_cg_roots(c, &oix, -1);
     kf_cg_end_fn(c, &fused, &body,
                  kf_cg_fmt(c, "KF_INLINE void kf_k%d_epilogue(const kf_bufs &B, kf_ix b, int64_t m, int64_t n, %s acc)", id, T));
+    bool epi8 = tc && gen_epilogue8(G, &fused, N);
     kf_buf_printf(&fused, "#define KF_MM_TC %d\n#define KF_MM_BF16 %d\n#define KF_MM_T %s\n", tc, mm->dtype == KF_BF16, T);
+    kf_buf_printf(&fused, "#define KF_MM_EPI8 %d\n", epi8);
+    if (epi8) kf_buf_printf(&fused, "#define KF_MM_STORE8(B, b, m, n, v) kf_k%d_epilogue8(B, b, m, n, v)\n", id);
     /* the epilogue straight from the accumulator fragments (measured faster
      * on the H100: gelu+res 0.44 ms against 0.57 through shared memory);
      * KFUSE_CUDA_MM_EPI=smem stages the tile for coalesced stores instead */
@@ -397,7 +503,8 @@ static void gen_template(cuda_gen *G, kf_buf *out)
                              "#undef KF_MM_STAGES\n#undef KF_MM_WGMMA\n");
     }
     kf_buf_puts(out, "#undef KF_MM_TC\n#undef KF_MM_BF16\n#undef KF_MM_T\n#undef KF_MM_BATCH\n#undef KF_MM_M\n"
-                     "#undef KF_MM_N\n#undef KF_MM_K\n#undef KF_MM_DIRECT_EPI\n#undef KF_MM_LOAD_A\n#undef KF_MM_LOAD_B\n#undef KF_MM_STORE\n");
+                     "#undef KF_MM_N\n#undef KF_MM_K\n#undef KF_MM_DIRECT_EPI\n#undef KF_MM_LOAD_A\n#undef KF_MM_LOAD_B\n#undef KF_MM_STORE\n"
+                     "#undef KF_MM_EPI8\n#undef KF_MM_STORE8\n");
     if (pa) kf_buf_puts(out, "#undef KF_MM_A_PTR\n");
     if (pb) kf_buf_puts(out, "#undef KF_MM_B_PTR\n");
 }
