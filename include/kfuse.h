@@ -154,12 +154,19 @@ int64_t kf_node_numel(const kf_node *n);
 double kf_value_get(kf_dtype t, const void *buf, int64_t i);
 void kf_value_set(kf_dtype t, void *buf, int64_t i, double v);
 
-/* Compares n elements of got with want as `kfuse run --check` and --data
- * do: |got - want| <= atol + rtol * |want| (f64: rtol 1e-7, atol 1e-10; f32:
- * 1e-3, 1e-5; f16: 1e-2, 1e-3; bf16: 5e-2, 1e-2), integers and bool exactly,
- * NaN matches NaN, an infinity only itself.  Returns the index of the first
- * mismatch, or -1; *maxerr (if not NULL) gets the largest absolute error. */
-int64_t kf_compare(kf_dtype t, const void *got, const void *want, int64_t n, double *maxerr);
+/* Compares n elements of dtype t, got with want, as `kfuse run --check` and
+ * --data do: |got - want| <= atol + rtol * |want| with the tolerances of
+ * the less precise of t and tol (f64: rtol 1e-7, atol 1e-10; f32: 1e-3,
+ * 1e-5; f16: 1e-2, 1e-3; bf16: 5e-2, 1e-2); integers and bool exactly; NaN
+ * matches NaN, an infinity only itself.  tol is the precision the result
+ * was computed through (kf_graph_precision), or t.  Returns the index of the
+ * first mismatch, or -1; *maxerr (if not NULL) gets the largest absolute
+ * error. */
+int64_t kf_compare(kf_dtype t, kf_dtype tol, const void *got, const void *want, int64_t n,
+                   double *maxerr);
+/* The least precise floating-point dtype that any node of g computes in
+ * (bf16 < f16 < f32 < f64); f64 when there is none. */
+kf_dtype kf_graph_precision(const kf_graph *g);
 
 /* Runs the graph with the reference interpreter (f64 accumulation).
  * Buffers are contiguous, row-major, of each tensor's dtype. */

@@ -81,6 +81,8 @@ static const char help_text[] =
     "|got - want| <= atol + rtol * |want|, with f64 rtol 1e-7 atol 1e-10, f32 rtol\n"
     "1e-3 atol 1e-5, f16 rtol 1e-2 atol 1e-3, bf16 rtol 5e-2 atol 1e-2; integers and\n"
     "bool must be equal.  NaN matches NaN; an infinity matches the same infinity.\n"
+    "A float output takes the tolerance of the least precise float dtype the graph\n"
+    "computes in (an f32 output cast from f16 values: f16's).\n"
     "\n"
     "Exit status: 0 ok; 1 an output differs (--data, --check); 2 anything else\n"
     "(usage, bad input, compile or run failure, I/O error).\n";
@@ -490,7 +492,7 @@ static int report_compare(tool *t, const char *what, int k, const void *want, FI
     kf_dtype dt = kf_node_dtype(o);
     char nb[32], g[64], w[64];
     double maxerr;
-    int64_t bad = kf_compare(dt, t->out[k], want, kf_node_numel(o), &maxerr);
+    int64_t bad = kf_compare(dt, kf_graph_precision(t->g), t->out[k], want, kf_node_numel(o), &maxerr);
     const char *name = out_name(t, k, nb, sizeof nb);
     if (bad < 0) {
         fprintf(rep, "%s: %s ok (max abs err %.3g)\n", what, name, maxerr);

@@ -23,10 +23,27 @@ static int64_t get_int(kf_dtype t, const void *buf, int64_t i)
     return t == KF_I64 ? ((const int64_t *)buf)[i] : (int64_t)kf_value_get(t, buf, i);
 }
 
-int64_t kf_compare(kf_dtype t, const void *got, const void *want, int64_t n, double *maxerr)
+/* rank of a float dtype's precision: lower is less precise */
+static int precision(kf_dtype t)
+{
+    return t == KF_BF16 ? 0 : t == KF_F16 ? 1 : t == KF_F32 ? 2 : 3;
+}
+
+kf_dtype kf_graph_precision(const kf_graph *g)
+{
+    kf_dtype p = KF_F64;
+    for (int i = 0; i < g->nnodes; i++) {
+        kf_dtype t = g->nodes[i]->dtype;
+        if (kf_dtype_is_float(t) && precision(t) < precision(p)) p = t;
+    }
+    return p;
+}
+
+int64_t kf_compare(kf_dtype t, kf_dtype tol, const void *got, const void *want, int64_t n, double *maxerr)
 {
     double rtol, atol, worst = 0;
-    tolerance(t, &rtol, &atol);
+    tolerance(kf_dtype_is_float(t) && kf_dtype_is_float(tol) && precision(tol) < precision(t) ? tol : t,
+              &rtol, &atol);
     int64_t first = -1;
     for (int64_t i = 0; i < n; i++) {
         bool bad;

@@ -221,7 +221,7 @@ static void run_case(const char *dir, result *r)
             kf_node *o = kf_graph_output(g, k);
             kf_dtype t = kf_node_dtype(o);
             bool ok = want.dtype == t && kf_shape_ok(&want, o);
-            int64_t n = kf_node_numel(o), i = ok ? kf_compare(t, out[k], want.data, n, NULL) : -1;
+            int64_t n = kf_node_numel(o), i = ok ? kf_compare(t, kf_graph_precision(g), out[k], want.data, n, NULL) : -1;
             if (!ok) {
                 r->status = R_FAIL;
                 fmt(r->msg, MSG, "data set %d: output %d ('%s') has dtype %s or shape unlike "
