@@ -22,7 +22,9 @@
 
 #include "kfuse.h"
 #include "kfuse_backend.h"
-#include "../templates/cpu/prelude.h" /* the baseline pass uses kfuse's own gelu */
+/* the baseline pass uses kfuse's own gelu and relu */
+#include "../templates/cpu/prelude.h"
+#include "../templates/common/helpers.h"
 
 char *openblas_get_corename(void);
 int openblas_get_num_threads(void);
