@@ -605,3 +605,14 @@ void kf_cg_reduction_result(kf_cg *c, kf_node *a, const kf_idx *oix)
         kf_emit(c->body, "%s[%s] = %s;", kf_cg_ptr(c, a, true), kf_cg_linear(c, a, oix), kf_cg_store_conv(c, a->dtype, av));
     kf_cg_roots(c, oix, -1);
 }
+
+/* One step of a reduction: folds value v of the input at the current
+ * reduction index into `acc`, inside the loop that kf_cg_gen wrote v in. */
+void kf_cg_reduce_step(kf_cg *c, kf_node *a, kf_idx *rix)
+{
+    int mark = c->nmemo;
+    const char *v = kf_cg_gen(c, a->in[0], rix);
+    if (a->op == KF_OP_SUM || a->op == KF_OP_MEAN) kf_emit(c->body, "acc += %s;", v);
+    else kf_emit(c->body, "acc = kf_%s_%c(acc, %s);", a->op == KF_OP_MAX ? "max" : "min", kf_cg_tletter(a->dtype), v);
+    c->nmemo = mark; /* what the loop body computed is gone after it */
+}

@@ -109,6 +109,8 @@ void kf_cg_roots(kf_cg *c, const kf_idx *ix, int of);
 /* after a reduction loop left its value in `acc`: the mean's division, the
  * store, the reduction's epilogue */
 void kf_cg_reduction_result(kf_cg *c, kf_node *a, const kf_idx *oix);
+/* inside the reduction loop: fold the input at rix into `acc` */
+void kf_cg_reduce_step(kf_cg *c, kf_node *a, kf_idx *rix);
 
 /* functions: a body is written between begin and end, which declares the
  * typed pointers of the slots the body used */

@@ -107,11 +107,7 @@ static void gen_reduction(kf_cg *c, kf_buf *out)
             rix.e[d] = oix.e[o++];
         }
     }
-    int mark = c->nmemo;
-    const char *v = kf_cg_gen(c, x, &rix);
-    if (is_sum) kf_emit(c->body, "acc += %s;", v);
-    else kf_emit(c->body, "acc = kf_%s_%c(acc, %s);", a->op == KF_OP_MAX ? "max" : "min", kf_cg_tletter(a->dtype), v);
-    c->nmemo = mark;
+    kf_cg_reduce_step(c, a, &rix);
     close_loops(c, nr);
     kf_cg_reduction_result(c, a, &oix);
     close_loops(c, nl);

@@ -205,11 +205,7 @@ static void gen_reduction(cuda_gen *G, kf_buf *out)
             rix.e[d] = oix.e[o++];
         }
     }
-    int mark = c->nmemo;
-    const char *v = kf_cg_gen(c, x, &rix);
-    if (is_sum) kf_emit(c->body, "acc += %s;", v);
-    else kf_emit(c->body, "acc = kf_%s_%c(acc, %s);", a->op == KF_OP_MAX ? "max" : "min", letter, v);
-    c->nmemo = mark;
+    kf_cg_reduce_step(c, a, &rix);
     kf_emit(c->body, "}");
     const char *cmb = is_sum ? "acc += y;" : a->op == KF_OP_MAX ? kf_cg_fmt(c, "acc = kf_max_%c(acc, y);", letter)
                                                               : kf_cg_fmt(c, "acc = kf_min_%c(acc, y);", letter);
