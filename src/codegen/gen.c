@@ -616,3 +616,20 @@ void kf_cg_reduce_step(kf_cg *c, kf_node *a, kf_idx *rix)
     else kf_emit(c->body, "acc = kf_%s_%c(acc, %s);", a->op == KF_OP_MAX ? "max" : "min", kf_cg_tletter(a->dtype), v);
     c->nmemo = mark; /* what the loop body computed is gone after it */
 }
+
+/* The loader of matmul operand op (0: A at (b, m, k), 1: B at (b, k, n)) of
+ * the current template kernel, its prologue applied, in the accumulation
+ * type: KF_INLINE T kf_kN_prologue_a|b(TABLE B, BATCH b, int64_t, int64_t). */
+void kf_cg_mm_prologue(kf_cg *c, kf_buf *out, int op, const char *table, const char *batch)
+{
+    kf_node *mm = c->k->anchor, *x = mm->in[op];
+    kf_dtype acc = mm->dtype == KF_F64 ? KF_F64 : KF_F32;
+    kf_buf body;
+    kf_cg_begin_fn(c, &body);
+    kf_idx ix = op == 0 ? kf_cg_mm_idx(c, mm, x, "m", "k") : kf_cg_mm_idx(c, mm, x, "k", "n");
+    kf_emit(c->body, "return %s;", kf_cg_convert(c, x->dtype, acc, kf_cg_gen(c, x, &ix)));
+    kf_cg_end_fn(c, out, &body,
+                 kf_cg_fmt(c, "KF_INLINE %s kf_k%d_prologue_%c(%s B, %s b, int64_t %s, int64_t %s)",
+                           kf_cg_ctype(acc), c->k->id, op == 0 ? 'a' : 'b', table, batch, op == 0 ? "m" : "k",
+                           op == 0 ? "k" : "n"));
+}

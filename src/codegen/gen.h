@@ -118,6 +118,9 @@ void kf_cg_emit_decls(kf_cg *c, kf_buf *out, int indent);
 void kf_cg_begin_fn(kf_cg *c, kf_buf *body);
 void kf_cg_end_fn(kf_cg *c, kf_buf *out, kf_buf *body, const char *sig);
 
+/* the mm template's operand loaders, prologues applied */
+void kf_cg_mm_prologue(kf_cg *c, kf_buf *out, int op, const char *table, const char *batch);
+
 /* external templates */
 int kf_cg_local_buf(kf_cg *c, const kf_node *n);
 const kf_expr *kf_cg_expr_of(kf_cg *c, kf_node *n, const kf_node *value, bool *ok);

@@ -133,18 +133,10 @@ static void gen_template(kf_cg *c, kf_buf *out)
     int64_t K = A->shape[A->ndim - 1], batch = 1;
     for (int d = 0; d < mm->ndim - 2; d++) batch *= mm->shape[d];
     const char *T = mm->dtype == KF_F64 ? "double" : "float";
-    kf_dtype acc_dt = mm->dtype == KF_F64 ? KF_F64 : KF_F32;
     kf_buf body;
     /* prologue loaders */
     for (int op = 0; op < 2; op++) {
-        kf_node *x = op == 0 ? A : Bn;
-        kf_cg_begin_fn(c, &body);
-        kf_idx ix = op == 0 ? kf_cg_mm_idx(c, mm, x, "m", "k") : kf_cg_mm_idx(c, mm, x, "k", "n");
-        const char *v = kf_cg_gen(c, x, &ix);
-        kf_emit(c->body, "return %s;", kf_cg_convert(c, x->dtype, acc_dt, v));
-        kf_cg_end_fn(c, out, &body,
-               kf_cg_fmt(c, "KF_INLINE %s kf_k%d_prologue_%c(void **B, int64_t b, int64_t %s, int64_t %s)", T, id,
-                   op == 0 ? 'a' : 'b', op == 0 ? "m" : "k", op == 0 ? "k" : "n"));
+        kf_cg_mm_prologue(c, out, op, "void **", "int64_t");
         kf_buf_puts(out, "\n");
     }
     /* the epilogue */

@@ -386,23 +386,13 @@ static void gen_template(cuda_gen *G, kf_buf *out)
     for (int d = 0; d < mm->ndim - 2; d++) batch *= mm->shape[d];
     bool tc = mm->dtype == KF_F16 || mm->dtype == KF_BF16;
     const char *T = mm->dtype == KF_F64 ? "double" : "float";
-    kf_dtype acc_dt = mm->dtype == KF_F64 ? KF_F64 : KF_F32;
     kf_buf fused; /* everything but the tile configuration: the tuning key */
     kf_buf_init(&fused, c->ctx);
     kf_buf body;
-    for (int op = 0; op < 2; op++) {
-        kf_node *x = op == 0 ? A : Bn;
-        /* 64-bit row and column: with int ones, the conversion from the
-         * template's indices keeps the optimiser from merging a chunk's 8
-         * loads of a contiguous source into one vector load */
-        kf_cg_begin_fn(c, &body);
-        kf_idx ix = op == 0 ? kf_cg_mm_idx(c, mm, x, "m", "k") : kf_cg_mm_idx(c, mm, x, "k", "n");
-        const char *v = kf_cg_gen(c, x, &ix);
-        kf_emit(c->body, "return %s;", kf_cg_convert(c, x->dtype, acc_dt, v));
-        kf_cg_end_fn(c, &fused, &body,
-                     kf_cg_fmt(c, "KF_INLINE %s kf_k%d_prologue_%c(const kf_bufs &B, kf_ix b, int64_t %s, int64_t %s)", T,
-                               id, op == 0 ? 'a' : 'b', op == 0 ? "m" : "k", op == 0 ? "k" : "n"));
-    }
+    /* 64-bit row and column: with int ones, the conversion from the
+     * template's indices keeps the optimiser from merging a chunk's 8 loads
+     * of a contiguous source into one vector load */
+    for (int op = 0; op < 2; op++) kf_cg_mm_prologue(c, &fused, op, "const kf_bufs &", "kf_ix");
     kf_cg_begin_fn(c, &body);
     kf_idx oix = kf_cg_mm_idx(c, mm, mm, "m", "n");
     const char *av = "acc";
