@@ -43,6 +43,22 @@ static void check(kf_graph *g, const char *name)
     }
 }
 
+/* Checks graph g (PREFIX.dtype) unless building it failed; frees it. */
+static void check_built(kf_ctx *ctx, kf_graph *g, const char *prefix, kf_dtype dt)
+{
+    char name[32];
+    snprintf(name, sizeof name, "%s.%s", prefix, kf_dtype_name(dt));
+    if (kf_errcode(ctx) != KF_OK) {
+        printf("FAIL %s: building: %s\n", name, kf_errmsg(ctx));
+        failures++;
+        kf_clear_error(ctx);
+    } else {
+        check(g, name);
+    }
+    kf_graph_free(g);
+}
+
+
 static kf_node *in(kf_graph *g, const char *name, kf_dtype t, int nd, const int64_t *shape)
 {
     return kf_input(g, name, t, nd, shape);
@@ -103,16 +119,7 @@ static void ops_graph(kf_ctx *ctx, kf_dtype dt)
     kf_node *cc[2] = {x, x};
     kf_attrs ca = {.naxes = 1, .axes = {0}};
     kf_output(g, kf_unary(g, "abs", kf_apply(g, "concat", 2, cc, &ca)));
-    char name[32];
-    snprintf(name, sizeof name, "ops.%s", kf_dtype_name(dt));
-    if (kf_errcode(ctx) != KF_OK) {
-        printf("FAIL %s: building: %s\n", name, kf_errmsg(ctx));
-        failures++;
-        kf_clear_error(ctx);
-    } else {
-        check(g, name);
-    }
-    kf_graph_free(g);
+    check_built(ctx, g, "ops", dt);
 }
 
 /* The mm template: tensor cores (f16, bf16) and SIMT (f32, f64), plain and
@@ -140,16 +147,7 @@ static void mm_graph(kf_ctx *ctx, kf_dtype dt)
     kf_output(g, kf_matmul(g, ab, bb));
     kf_attrs tp = {0};
     kf_output(g, kf_matmul(g, kf_apply(g, "transpose", 1, &br, &tp), kf_apply(g, "transpose", 1, &ar, &tp)));
-    char name[32];
-    snprintf(name, sizeof name, "mm.%s", kf_dtype_name(dt));
-    if (kf_errcode(ctx) != KF_OK) {
-        printf("FAIL %s: building: %s\n", name, kf_errmsg(ctx));
-        failures++;
-        kf_clear_error(ctx);
-    } else {
-        check(g, name);
-    }
-    kf_graph_free(g);
+    check_built(ctx, g, "mm", dt);
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
