@@ -55,17 +55,6 @@ static void time_turns(int n, entry_fn *f, void ***args, double *med)
     }
 }
 
-static kf_tensor_desc td(int nd, const int64_t *shape)
-{
-    kf_tensor_desc d = {.name = "t", .dtype = KF_F32, .ndim = nd};
-    int64_t s = 1;
-    for (int k = nd - 1; k >= 0; k--) {
-        d.shape[k] = shape[k];
-        d.strides[k] = s;
-        s *= shape[k];
-    }
-    return d;
-}
 
 static float *fbuf(int64_t n, int fill)
 {
@@ -106,7 +95,7 @@ int main(int argc, char **argv)
     kf_attrs at = {.naxes = 1, .axes = {1}, .eps = 1e-5, .has_eps = 1};
 
     /* softmax: buffers 0 x, 1 y */
-    kf_tensor_desc sm_io[2] = {td(2, xs), td(2, xs)};
+    kf_tensor_desc sm_io[2] = {rnj_td(KF_F32, 2, xs), rnj_td(KF_F32, 2, xs)};
     kf_buffer_desc sm_b[2] = {{sm_io[0], KF_BUF_INPUT, 0}, {sm_io[1], KF_BUF_OUTPUT, 0}};
     int sm_in[1] = {0}, sm_out[1] = {1};
     kf_fusion_spec sm = {.abi_version = KF_BACKEND_ABI_VERSION, .device = KF_DEVICE_CPU, .op = "softmax",
@@ -116,7 +105,7 @@ int main(int argc, char **argv)
 
     /* layer_norm: buffers 0 a, 1 r (the prologue's), 2 w, 3 b, 4 y, 5 mean,
      * 6 rstd, 7 x (the plain kernel's input) */
-    kf_tensor_desc ln_in[3] = {td(2, xs), td(1, &C), td(1, &C)}, ln_out[3] = {td(2, xs), td(2, ms), td(2, ms)};
+    kf_tensor_desc ln_in[3] = {rnj_td(KF_F32, 2, xs), rnj_td(KF_F32, 1, &C), rnj_td(KF_F32, 1, &C)}, ln_out[3] = {rnj_td(KF_F32, 2, xs), rnj_td(KF_F32, 2, ms), rnj_td(KF_F32, 2, ms)};
     kf_buffer_desc ln_b[8] = {{ln_in[0], KF_BUF_SOURCE, 0},  {ln_in[0], KF_BUF_SOURCE, 0},
                               {ln_in[1], KF_BUF_INPUT, 1},   {ln_in[2], KF_BUF_INPUT, 2},
                               {ln_out[0], KF_BUF_OUTPUT, 0}, {ln_out[1], KF_BUF_OUTPUT, 1},

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kfuse_backend.h"
+
 #define RNJ_FLAGS "-O3 -march=native -fopenmp -fPIC -shared -fno-math-errno"
 
 /* The whole file, NUL-terminated, or NULL. */
@@ -81,6 +83,19 @@ static int rnj_cat(char **buf, size_t *len, const char *s)
     *buf = t;
     *len += l;
     return 0;
+}
+
+/* A contiguous tensor of dtype t (row-major strides) for hand-built specs. */
+static kf_tensor_desc rnj_td(kf_dtype t, int nd, const int64_t *shape)
+{
+    kf_tensor_desc d = {.name = "t", .dtype = t, .ndim = nd};
+    int64_t s = 1;
+    for (int k = nd - 1; k >= 0; k--) {
+        d.shape[k] = shape[k];
+        d.strides[k] = s;
+        s *= shape[k];
+    }
+    return d;
 }
 
 #endif

@@ -31,17 +31,6 @@ static int failures;
 
 /* ---- tensors and storage ---- */
 
-static kf_tensor_desc td(kf_dtype t, int nd, const int64_t *shape)
-{
-    kf_tensor_desc d = {.name = "t", .dtype = t, .ndim = nd};
-    int64_t s = 1;
-    for (int k = nd - 1; k >= 0; k--) {
-        d.shape[k] = shape[k];
-        d.strides[k] = s;
-        s *= shape[k];
-    }
-    return d;
-}
 
 static int64_t numel(const kf_tensor_desc *t)
 {
@@ -188,15 +177,15 @@ static void plain(tcase *c, const char *entry, const char *op, kf_dtype dt, int 
     c->op = op;
     c->a.naxes = 1;
     c->a.axes[0] = axis;
-    c->in[0] = td(dt, nd, xs);
+    c->in[0] = rnj_td(dt, nd, xs);
     c->nin = 1;
-    if (wnd) c->in[c->nin++] = td(dt, wnd, ws);
-    if (bnd) c->in[c->nin++] = td(dt, bnd, bs);
+    if (wnd) c->in[c->nin++] = rnj_td(dt, wnd, ws);
+    if (bnd) c->in[c->nin++] = rnj_td(dt, bnd, bs);
     int64_t ms[KF_MAX_DIMS];
     for (int d = 0; d < nd; d++) ms[d] = d < axis ? xs[d] : 1;
     c->nout = nout;
-    c->out[0] = td(dt, nd, xs);
-    for (int o = 1; o < nout; o++) c->out[o] = td(dt, nd, ms);
+    c->out[0] = rnj_td(dt, nd, xs);
+    for (int o = 1; o < nout; o++) c->out[o] = rnj_td(dt, nd, ms);
     for (int pass = 0; pass < 2; pass++) {
         if ((pass == 0) == !rev)
             for (int i = 0; i < c->nin; i++) c->in_buf[i] = addbuf(c, c->in[i], KF_BUF_INPUT, i);
@@ -218,14 +207,14 @@ static void hooked_ln(tcase *c, const char *entry, int64_t R, int64_t C, int no_
     c->no_alloc = no_alloc;
     int64_t xs[2] = {R, C}, ms[2] = {R, 1};
     c->nin = 3;
-    c->in[0] = td(KF_F32, 2, xs);
-    c->in[1] = c->in[2] = td(KF_F32, 1, &C);
+    c->in[0] = rnj_td(KF_F32, 2, xs);
+    c->in[1] = c->in[2] = rnj_td(KF_F32, 1, &C);
     c->nout = 3;
-    c->out[0] = td(KF_F32, 2, xs);
-    c->out[1] = c->out[2] = td(KF_F32, 2, ms);
+    c->out[0] = rnj_td(KF_F32, 2, xs);
+    c->out[1] = c->out[2] = rnj_td(KF_F32, 2, ms);
     int w = addbuf(c, c->in[1], KF_BUF_INPUT, 1);
     int x0 = addbuf(c, c->in[0], KF_BUF_SOURCE, 0);
-    int z = addbuf(c, td(KF_F16, 2, xs), KF_BUF_EXTRA_OUT, 0);
+    int z = addbuf(c, rnj_td(KF_F16, 2, xs), KF_BUF_EXTRA_OUT, 0);
     int b = addbuf(c, c->in[2], KF_BUF_INPUT, 2);
     int r = addbuf(c, c->in[0], KF_BUF_EXTRA_IN, 0);
     int mean = addbuf(c, c->out[1], KF_BUF_OUTPUT, 1);
@@ -277,10 +266,10 @@ static void hooked_rms(tcase *c, const char *entry)
     c->a = (kf_attrs){.naxes = 1, .axes = {2}};  /* default eps */
     int64_t xs[3] = {4, 2, 50}, C = 50;
     c->nin = 2;
-    c->in[0] = td(KF_F32, 3, xs);
-    c->in[1] = td(KF_F32, 1, &C);
+    c->in[0] = rnj_td(KF_F32, 3, xs);
+    c->in[1] = rnj_td(KF_F32, 1, &C);
     c->nout = 1;
-    c->out[0] = td(KF_F32, 3, xs);
+    c->out[0] = rnj_td(KF_F32, 3, xs);
     int y3 = addbuf(c, c->out[0], KF_BUF_EXTRA_OUT, 0);
     int w = addbuf(c, c->in[1], KF_BUF_SOURCE, 1);
     int x = addbuf(c, c->in[0], KF_BUF_INPUT, 0);
@@ -458,12 +447,12 @@ static int claims(const kf_backend *be, const char *op, kf_device dev, kf_dtype 
                   int axis, int wnd, const int64_t *ws, int nout)
 {
     kf_attrs a = {.naxes = 1, .axes = {axis}};
-    kf_tensor_desc in[2] = {td(dt, nd, xs)}, out[3];
-    if (wnd) in[1] = td(dt, wnd, ws);
+    kf_tensor_desc in[2] = {rnj_td(dt, nd, xs)}, out[3];
+    if (wnd) in[1] = rnj_td(dt, wnd, ws);
     int64_t ms[KF_MAX_DIMS];
     for (int d = 0; d < nd; d++) ms[d] = d < axis ? xs[d] : 1;
-    out[0] = td(dt, nd, xs);
-    out[1] = out[2] = td(dt, nd, ms);
+    out[0] = rnj_td(dt, nd, xs);
+    out[1] = out[2] = rnj_td(dt, nd, ms);
     kf_op_query q = {.op = op, .attrs = &a, .device = dev, .ninputs = wnd ? 2 : 1, .inputs = in,
                      .noutputs = nout, .outputs = out};
     return be->implements(be->ctx, &q);
