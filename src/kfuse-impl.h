@@ -125,7 +125,6 @@ struct kf_node {
     const char *ext_op;
     int nresults;
     kf_node *ref;
-    int nusers;             /* filled by kf_graph_count_users */
 };
 
 struct kf_graph {
@@ -147,13 +146,8 @@ int64_t kf_shape_numel(int ndim, const int64_t *shape);
 bool kf_shape_broadcast(int na, const int64_t *a, int nb, const int64_t *b, int *nout, int64_t *out);
 bool kf_dtype_is_float(kf_dtype t);
 bool kf_dtype_is_int(kf_dtype t);          /* bool is not */
-/* Reports an error at node n's place ("FILE:LINE:COL: error: ..." or
- * "node NAME (op): error: ...").  Returns NULL. */
-void *kf_node_err(kf_graph *g, const kf_node *n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 /* The name to show for a node: its own, or "op.ID" for nested calls. */
 const char *kf_node_label(const kf_node *n, char *buf, size_t bufsz);
-void kf_graph_count_users(kf_graph *g);
 /* Checks every invariant the passes rely on; returns 0 or -1 with error. */
 int kf_graph_verify(kf_graph *g);
 void kf_graph_dump(const kf_graph *g, FILE *f, const char *after);

@@ -82,17 +82,6 @@ static void shape_str(char *buf, size_t sz, int ndim, const int64_t *s)
     if (o < sz) snprintf(buf + o, sz - o, "]");
 }
 
-static void *place_verr(kf_graph *g, const char *file, int line, int col,
-                        const char *what, const char *fmt, va_list ap)
-{
-    char msg[4096];
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    if (file)
-        return kf_err(g->ctx, KF_ERR_INVALID, "%s:%d:%d: error: %s", file, line, col, msg);
-    if (what) return kf_err(g->ctx, KF_ERR_INVALID, "%s: error: %s", what, msg);
-    return kf_err(g->ctx, KF_ERR_INVALID, "error: %s", msg);
-}
-
 /* An error while building an op: at the graph's current place. */
 static void *op_err(kf_graph *g, const char *op, const char *fmt, ...)
 {
@@ -104,18 +93,6 @@ static void *op_err(kf_graph *g, const char *op, const char *fmt, ...)
     if (g->file)
         return kf_err(g->ctx, KF_ERR_INVALID, "%s:%d:%d: error: %s: %s", g->file, g->line, g->col, op, msg);
     return kf_err(g->ctx, KF_ERR_INVALID, "error: %s: %s", op, msg);
-}
-
-void *kf_node_err(kf_graph *g, const kf_node *n, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char lb[64], what[160];
-    snprintf(what, sizeof what, "node '%s' (%s)", kf_node_label(n, lb, sizeof lb),
-             kf_ops[n->op].name);
-    place_verr(g, n->file, n->line, n->col, what, fmt, ap);
-    va_end(ap);
-    return NULL;
 }
 
 /* ---- graph ---- */
@@ -899,19 +876,6 @@ kf_node *kf_graph_input(const kf_graph *g, int i)
 kf_node *kf_graph_output(const kf_graph *g, int i)
 {
     return i >= 0 && i < g->noutputs ? g->outputs[i] : NULL;
-}
-
-void kf_graph_count_users(kf_graph *g)
-{
-    for (int i = 0; i < g->nnodes; i++) g->nodes[i]->nusers = 0;
-    for (int i = 0; i < g->nnodes; i++) {
-        kf_node *n = g->nodes[i];
-        for (int j = 0; j < n->nin; j++) {
-            bool dup = false;
-            for (int k = 0; k < j; k++) dup |= n->in[k] == n->in[j];
-            if (!dup) n->in[j]->nusers++;
-        }
-    }
 }
 
 int kf_graph_verify(kf_graph *g)
