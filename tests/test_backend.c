@@ -277,12 +277,8 @@ static result run_case(const char *name, const char *text)
         want[i] = kft_alloc(kf_node_dtype(n), kf_node_numel(n));
     }
     r.ok = kf_run(c, (const void **)in, got) == KF_OK && kf_interpret(g, (const void **)in, want) == KF_OK;
-    /* results computed from 16-bit inputs carry their precision */
-    kf_dtype prec = KF_F64;
-    for (int i = 0; i < ni; i++) {
-        kf_dtype t = kf_node_dtype(kf_graph_input(g, i));
-        if (t == KF_F16 || (t == KF_BF16 && prec != KF_F16) || (t == KF_F32 && prec == KF_F64)) prec = t;
-    }
+    /* results computed through 16-bit values carry their precision */
+    kf_dtype prec = kf_graph_precision(g);
     for (int i = 0; i < no && r.ok; i++) {
         kf_node *n = kf_graph_output(g, i);
         double rtol, atol, rt2, at2;
