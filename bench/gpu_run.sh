@@ -2,8 +2,10 @@
 # gpu_run.sh - everything the CUDA target needs a GPU for, in one go (one
 # device-machine call): build, the differential suite on the GPU against the
 # interpreter, the golden graphs with `kfuse run --check --device cuda` in all
-# three fusion modes, and the benchmark against cuBLAS.  Logs go to $OUT
-# (default ./gpu-out).  usage: bench/gpu_run.sh [all|build|diff|golden|cfgs|bench]...
+# three fusion modes (with the backend a graph's "# backend:" line names),
+# the rownorm backend's CUDA kernels, and the benchmark against cuBLAS.  Logs
+# go to $OUT (default ./gpu-out).
+# usage: bench/gpu_run.sh [all|build|diff|golden|rownorm|cfgs|bench]...
 set -u
 OUT=${OUT:-./gpu-out}
 mkdir -p "$OUT"
@@ -22,13 +24,39 @@ if has golden; then
     : >"$OUT/golden.log"
     ng=0; nbad=0
     for f in tests/golden/*.kf; do
+        # "# backend: NAME" loads a template backend, as tests/golden/run.sh does
+        be=$(sed -n 's/^# backend: *//p' "$f")
         for m in "" --no-fusion --no-template-fusion; do
             ng=$((ng + 1))
-            if timeout 120 "$B/kfuse" run "$f" --check --device cuda $m >>"$OUT/golden.log" 2>&1; then :
+            if timeout 120 "$B/kfuse" run "$f" --check --device cuda ${be:+--backend "$be"} $m >>"$OUT/golden.log" 2>&1; then :
             else nbad=$((nbad + 1)); echo "FAIL golden $f $m" | tee -a "$OUT/golden.log"; fi
         done
     done
     echo "golden --device cuda: $nbad of $ng runs failed"
+    [ $nbad -eq 0 ] || rc=1
+fi
+if has rownorm; then
+    # the rownorm backend on the GPU: every kernel shape (a warp per row, a
+    # block per row, a block re-reading rows too long for registers) with
+    # prologues and epilogues, against the interpreter: the differential
+    # suite's rownorm case, and graphs through `kfuse run --check`
+    d="$OUT/kf"; mkdir -p "$d"
+    printf 'input x : f16[64, 4096]\ninput r : f16[64, 4096]\ninput w : f16[4096]\ninput b : f16[4096]\ny, mean, rstd = layer_norm(add(x, r), w, b, axis=-1)\nz = cast(y, dtype=f32)\noutput z, mean, rstd\n' >"$d/rn1.kf"
+    printf 'input x : f32[3, 50000]\ny = mul(softmax(mul(x, 4.0), axis=-1), 2.0)\noutput y\n' >"$d/rn2.kf"
+    printf 'input x : bf16[1000, 77]\ninput w : bf16[77]\ny = rms_norm(x, w, axis=-1)\noutput y\n' >"$d/rn3.kf"
+    printf 'input x : f64[6, 5, 300]\ninput w : f64[5, 300]\ny, mean, rstd = layer_norm(x, w, axis=1)\noutput y, rstd\n' >"$d/rn4.kf"
+    : >"$OUT/rownorm.log"; nr=0; nbad=0
+    for f in "$d"/rn*.kf; do
+        for m in "" --no-fusion; do
+            nr=$((nr + 1))
+            if timeout 120 "$B/kfuse" run "$f" --check --device cuda --backend rownorm $m >>"$OUT/rownorm.log" 2>&1; then :
+            else nbad=$((nbad + 1)); echo "FAIL rownorm $f $m" | tee -a "$OUT/rownorm.log"; fi
+        done
+    done
+    nr=$((nr + 1))
+    KFUSE_TEST_DEVICE=cuda timeout 300 "$B/tests/test_diff" composite.rownorm >>"$OUT/rownorm.log" 2>&1 ||
+        { nbad=$((nbad + 1)); grep -E "^FAIL" "$OUT/rownorm.log" | head -20; }
+    echo "rownorm --device cuda: $nbad of $nr runs failed"
     [ $nbad -eq 0 ] || rc=1
 fi
 if has cfgs; then
@@ -49,11 +77,13 @@ if has cfgs; then
     printf 'input a : f16[2, 70, 96]\ninput b : f16[96, 136]\ninput bias : f16[136]\ny = cast(silu(add(matmul(a, b), bias)), dtype=f32)\noutput y\n' >"$d/t9.kf"
     printf 'input a : f16[300, 256]\ninput b : f16[256, 512]\ninput bias : f16[300, 1]\ninput r : f16[512, 300]\ny = add(add(matmul(a, b), bias), transpose(r, perm=[1, 0]))\noutput y\n' >"$d/t10.kf"
     printf 'input a : bf16[3, 100, 520]\ninput b : bf16[520, 72]\ninput c : bf16[72]\ninput r : bf16[3, 100, 72]\ny = add(relu(add(matmul(a, b), c)), r)\noutput y\n' >"$d/t11.kf"
+    # more tiles than multiprocessors (the persistent kernels loop), batched
+    printf 'input a : f16[3, 600, 136]\ninput b : f16[3, 136, 2100]\ninput bias : f16[2100]\ny = relu(add(matmul(a, b), bias))\noutput y\n' >"$d/t12.kf"
     : >"$OUT/cfgs.log"; nc=0; nbad=0
-    for i in ${CFGS:-0 1 2 3 4 5 6 7 8 9 10 11 12}; do
+    for i in ${CFGS:-0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16}; do
         for f in "$d"/t*.kf; do
             nc=$((nc + 1))
-            if KFUSE_CUDA_MM_CFG=$i timeout 60 "$B/kfuse" run "$f" --check --device cuda >>"$OUT/cfgs.log" 2>&1; then :
+            if KFUSE_CUDA_MM_CFG=$i timeout 25 "$B/kfuse" run "$f" --check --device cuda >>"$OUT/cfgs.log" 2>&1; then :
             else nbad=$((nbad + 1)); echo "FAIL cfg $i $f" | tee -a "$OUT/cfgs.log"; fi
         done
     done

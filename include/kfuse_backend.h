@@ -32,6 +32,40 @@
  * where args[i] points at buffer out->args[i] of spec->buffers.  Hooks take
  * `void **B`, a table indexed like spec->buffers: the backend builds it from
  * args (B[out->args[i]] = args[i]) and passes it through.
+ *
+ * The CUDA target (spec->device == KF_DEVICE_CUDA): the unit is CUDA C++,
+ * compiled by NVRTC, which has no C library headers:
+ *
+ *     <kfuse's CUDA prelude (templates/cuda/prelude.cuh): the integer types,
+ *      INT64_C, INFINITY, kf_h2f/kf_f2h, kf_exp_f, ...; KF_INLINE is
+ *      `static __device__ __forceinline__`>
+ *     <every hook's code: the same functions, device functions here>
+ *     <the backend's source>
+ *
+ * and the backend's source defines a device function
+ *
+ *     __device__ void ENTRY(void **args);
+ *
+ * that every thread of the launch calls (threadIdx, blockIdx, __shared__
+ * and __syncthreads are its to use); args and the hooks' B are as above.
+ * kfuse writes the kernel around it,
+ *
+ *     extern "C" __global__ void __launch_bounds__(THREADS)
+ *     kf_kN(const __grid_constant__ kf_bufs B)
+ *     { void *args[n]; args[i] = B[the slot of out->args[i]]; ENTRY(args); }
+ *
+ * and launches it with out->grid and out->block, THREADS being the block's
+ * size: every dim at least 1, the grid at most 2^31-1 x 65535 x 65535, the
+ * block at most 1024 x 1024 x 64 and 1024 threads in all, else the compile
+ * fails with an error naming the backend.  No dynamic shared memory: static
+ * __shared__ only.  Buffers are device pointers, 16-byte aligned.
+ *
+ * Devices: implements() is asked once per node, while the graph is built
+ * and before the device is known (q->device is then KF_DEVICE_CPU), so it
+ * answers for every device the backend supports.  fuse() gets the device
+ * compiled for in spec->device; for one the backend has no side for, it
+ * returns nonzero with a message, and the compile stops with
+ * "backend 'NAME' failed to fuse OP: message".
  */
 #ifndef KFUSE_BACKEND_H
 #define KFUSE_BACKEND_H
@@ -156,7 +190,8 @@ typedef struct kf_fused_kernel {
     const char *entry;
     int nargs;
     const int *args;                /* indices into spec->buffers */
-    int64_t grid[3], block[3];      /* launch shape (CUDA); CPU: grid[0] = rows */
+    int64_t grid[3], block[3];      /* CUDA: the launch, checked (see the top);
+                                       CPU: informational */
     uint32_t accepted_epilogues;    /* bit i: spec->epilogues[i] is fused */
     uint32_t accepted_prologues;    /* bit i: spec->prologues[i] is fused */
 } kf_fused_kernel;
@@ -165,7 +200,8 @@ typedef struct kf_backend {
     int abi_version;                /* KF_BACKEND_ABI_VERSION; first, always */
     const char *name;
     void *ctx;                      /* passed back to every call */
-    /* 1: this node is the backend's template; 0: kfuse lowers it itself */
+    /* 1: this node is the backend's template; 0: kfuse lowers it itself.
+     * Asked at build time, for every device (see the top). */
     int (*implements)(void *ctx, const kf_op_query *q);
     /* 0 with *out filled, or nonzero with a message in err */
     int (*fuse)(void *ctx, const kf_fusion_spec *spec, kf_fused_kernel *out, char *err, size_t errsz);

@@ -151,22 +151,14 @@ kf_compiled *kf_compile(kf_graph *g, const kf_options *opt)
     c->threads = o.threads;
     kf_sched_opts so = {.no_fusion = o.no_fusion != 0, .no_template_fusion = o.no_template_fusion != 0,
                         .refused_epilogue = refused, .refused_prologue = refused + g->nnodes + 1};
-    if (o.device == KF_DEVICE_CUDA) {
-        /* the same schedule; generate, compile (NVRTC), load and tune */
-        if (!(s = kf_sched_new(g, &so))) goto fail;
-        if (o.dump) kf_sched_dump(s, o.dump);
-        c->nkernels = s->nk;
-        if (build_explain(c, s) || !(c->cuda = kf_cuda_plan_new(s, &o))) goto fail;
-        kf_sched_free(s);
-        kf_free(ctx, refused);
-        return c;
-    }
-    /* schedule and generate; what an external backend refuses is scheduled
+    /* schedule and generate (CUDA: the same schedule; generate, compile with
+     * NVRTC, load and tune); what an external backend refuses is scheduled
      * again as unfused work, until it accepts everything it is given */
     for (int round = 0;; round++) {
         if (!(s = kf_sched_new(g, &so))) goto fail;
         if (o.dump) kf_sched_dump(s, o.dump);
-        int rc = kf_cg_c_generate(s, refused, refused + g->nnodes + 1, &c->prog);
+        int rc = o.device == KF_DEVICE_CUDA ? kf_cuda_plan_new(s, &o, refused, refused + g->nnodes + 1, &c->cuda)
+                                            : kf_cg_c_generate(s, refused, refused + g->nnodes + 1, &c->prog);
         if (rc < 0) goto fail;
         if (rc == 0) break;
         KF_ASSERT(round < g->nnodes + 2); /* each round unfuses something */
@@ -178,6 +170,7 @@ kf_compiled *kf_compile(kf_graph *g, const kf_options *opt)
     s = NULL;
     kf_free(ctx, refused);
     refused = NULL;
+    if (c->cuda) return c;
     if (o.dump) fprintf(o.dump, "# generated source: %zu bytes\n", strlen(c->prog.source));
 
     if (kf_jit_compile_c(ctx, c->prog.source, o.cache_dir, &c->lib)) goto fail;

@@ -6,7 +6,11 @@
  * prologues and epilogues, aligned and ragged sizes), compiled by NVRTC to
  * PTX (kf_options.compile_only) and nothing launched.  Where libnvrtc
  * cannot be loaded the test is skipped (exit 77) and says why.  The run on
- * a GPU is test_diff with KFUSE_TEST_DEVICE=cuda.
+ * a GPU is test_diff with KFUSE_TEST_DEVICE=cuda.  External templates: the
+ * rownorm backend's CUDA kernels (every kernel shape, prologues and
+ * epilogues, f32 and f16), and a fake backend that misbehaves on CUDA (a
+ * bad launch shape, a failed fuse: clear errors) or refuses a hook (the
+ * graph is scheduled again).
  * usage: test_cuda GOLDEN_DIR
  */
 #define _POSIX_C_SOURCE 200809L
@@ -17,11 +21,14 @@
 #include <string.h>
 
 #include "kfuse.h"
+#include "kfuse_backend.h"
 
 static int failures, cases;
 static int compile_mode = 1; /* KFUSE_TEST_CUBIN=1: 2, ptxas too */
 
-static void check(kf_graph *g, const char *name)
+/* Compiles g in all three fusion modes; want: text that the source of
+ * each must contain, or NULL. */
+static void check(kf_graph *g, const char *name, const char *want)
 {
     static const struct {
         const char *n;
@@ -38,13 +45,18 @@ static void check(kf_graph *g, const char *name)
             failures++;
             continue;
         }
-        printf("ok %s/%s (%d kernels)\n", name, modes[m].n, kf_compiled_num_kernels(c));
+        if (want && !strstr(kf_compiled_source(c), want)) {
+            printf("FAIL %s/%s: the source lacks '%s'\n", name, modes[m].n, want);
+            failures++;
+        } else {
+            printf("ok %s/%s (%d kernels)\n", name, modes[m].n, kf_compiled_num_kernels(c));
+        }
         kf_compiled_free(c);
     }
 }
 
 /* Checks graph g (PREFIX.dtype) unless building it failed; frees it. */
-static void check_built(kf_ctx *ctx, kf_graph *g, const char *prefix, kf_dtype dt)
+static void check_built(kf_ctx *ctx, kf_graph *g, const char *prefix, kf_dtype dt, const char *want)
 {
     char name[32];
     snprintf(name, sizeof name, "%s.%s", prefix, kf_dtype_name(dt));
@@ -53,7 +65,7 @@ static void check_built(kf_ctx *ctx, kf_graph *g, const char *prefix, kf_dtype d
         failures++;
         kf_clear_error(ctx);
     } else {
-        check(g, name);
+        check(g, name, want);
     }
     kf_graph_free(g);
 }
@@ -119,7 +131,7 @@ static void ops_graph(kf_ctx *ctx, kf_dtype dt)
     kf_node *cc[2] = {x, x};
     kf_attrs ca = {.naxes = 1, .axes = {0}};
     kf_output(g, kf_unary(g, "abs", kf_apply(g, "concat", 2, cc, &ca)));
-    check_built(ctx, g, "ops", dt);
+    check_built(ctx, g, "ops", dt, NULL);
 }
 
 /* The mm template: tensor cores (f16, bf16) and SIMT (f32, f64), plain and
@@ -147,7 +159,127 @@ static void mm_graph(kf_ctx *ctx, kf_dtype dt)
     kf_output(g, kf_matmul(g, ab, bb));
     kf_attrs tp = {0};
     kf_output(g, kf_matmul(g, kf_apply(g, "transpose", 1, &br, &tp), kf_apply(g, "transpose", 1, &ar, &tp)));
-    check_built(ctx, g, "mm", dt);
+    check_built(ctx, g, "mm", dt, NULL);
+}
+
+static kf_node *comp(kf_graph *g, const char *op, int nin, kf_node **v, int64_t axis, kf_node **res)
+{
+    kf_attrs a = {.naxes = 1, .axes = {axis}};
+    if (res) return kf_apply_multi(g, op, nin, v, &a, res) ? NULL : res[0];
+    return kf_apply(g, op, nin, v, &a);
+}
+
+/* rownorm's CUDA kernels: a warp per row (rows not a multiple of 32
+ * long), a block per row (3000), a block re-reading a row too long to keep
+ * in registers (20000); a residual prologue and a scaled, cast epilogue;
+ * layer_norm's three results; normalised over two dims. */
+static void rownorm_graph(kf_dtype dt)
+{
+    kf_ctx *ctx = kf_ctx_new(NULL);
+    kf_ctx_add_backend(ctx, kf_backend_rownorm());
+    kf_graph *g = kf_graph_new(ctx);
+    kf_node *x = in(g, "x", dt, 2, (int64_t[]){17, 333});
+    kf_output(g, comp(g, "softmax", 1, &x, -1, NULL));
+    kf_node *h = in(g, "h", dt, 2, (int64_t[]){33, 200}), *r = in(g, "r", dt, 2, (int64_t[]){33, 200});
+    kf_node *w = in(g, "w", dt, 1, (int64_t[]){200}), *b = in(g, "b", dt, 1, (int64_t[]){200});
+    kf_node *ln[3] = {kf_binary(g, "add", h, r), w, b}, *res[3] = {0};
+    comp(g, "layer_norm", 3, ln, -1, res);
+    kf_output(g, kf_cast(g, kf_binary(g, "mul", res[0], kf_scalar(g, 0.5, KF_F64)), KF_F16));
+    kf_output(g, res[1]);
+    kf_output(g, res[2]);
+    kf_node *y = in(g, "y", dt, 2, (int64_t[]){9, 130}), *wy = in(g, "wy", dt, 1, (int64_t[]){130});
+    kf_node *rn[2] = {y, wy};
+    kf_output(g, kf_cast(g, comp(g, "rms_norm", 2, rn, -1, NULL), KF_F32));
+    kf_node *l1 = in(g, "l1", dt, 2, (int64_t[]){3, 3000});
+    kf_output(g, comp(g, "softmax", 1, &l1, -1, NULL));
+    kf_node *l2 = in(g, "l2", dt, 2, (int64_t[]){2, 20000}), *w2 = in(g, "w2", dt, 1, (int64_t[]){20000});
+    kf_node *ln2[2] = {kf_unary(g, "relu", l2), w2}, *res2[3] = {0};
+    comp(g, "layer_norm", 2, ln2, -1, res2);
+    kf_output(g, res2[0]);
+    kf_node *t3 = in(g, "t3", dt, 3, (int64_t[]){4, 6, 70}), *w3 = in(g, "w3", dt, 2, (int64_t[]){6, 70});
+    kf_node *rn3[2] = {t3, w3};
+    kf_output(g, comp(g, "rms_norm", 2, rn3, 1, NULL));
+    check_built(ctx, g, "rownorm", dt, "rownorm: layer_norm, 2 rows x 20000 cols");
+    kf_ctx_free(ctx);
+}
+
+/* ---- a backend that misbehaves on CUDA ---- */
+
+enum { FAKE_OK, FAKE_BAD_BLOCK, FAKE_BAD_GRID, FAKE_FAILS, FAKE_REFUSES };
+static char fake_src[256];
+static int fake_args[64];
+
+static int fake_implements(void *ctx, const kf_op_query *q)
+{
+    (void)ctx;
+    return !strcmp(q->op, "softmax");
+}
+
+static int fake_fuse(void *ctx, const kf_fusion_spec *s, kf_fused_kernel *o, char *err, size_t errsz)
+{
+    int mode = *(const int *)ctx;
+    if (mode == FAKE_FAILS) return snprintf(err, errsz, "no CUDA side"), 1;
+    if (s->nbuffers > 64) return snprintf(err, errsz, "too many buffers"), 1;
+    snprintf(fake_src, sizeof fake_src, "__device__ void %s(void **args) { (void)args; }\n", s->entry);
+    for (int i = 0; i < s->nbuffers; i++) fake_args[i] = i;
+    *o = (kf_fused_kernel){.source = fake_src, .entry = s->entry, .nargs = s->nbuffers, .args = fake_args,
+                           .grid = {4, 1, 1}, .block = {128, 1, 1}};
+    if (mode == FAKE_BAD_BLOCK) o->block[0] = 2048;
+    if (mode == FAKE_BAD_GRID) o->grid[1] = 0;
+    o->accepted_prologues = (1u << s->nprologues) - 1;
+    o->accepted_epilogues = mode == FAKE_REFUSES ? 0 : (1u << s->nepilogues) - 1;
+    return 0;
+}
+
+/* Compiles y = softmax(x) * 2 with the fake backend in `mode`: its kernel
+ * count (*ext: the source holds the backend's entry), or -1 with the error
+ * in err. */
+static int fake_compile(int mode, char *err, size_t errsz, bool *ext)
+{
+    static int m;
+    m = mode;
+    static const kf_backend fake = {.abi_version = KF_BACKEND_ABI_VERSION, .name = "fake", .ctx = &m,
+                                     .implements = fake_implements, .fuse = fake_fuse};
+    kf_ctx *ctx = kf_ctx_new(NULL);
+    kf_ctx_add_backend(ctx, &fake);
+    kf_graph *g = kf_graph_new(ctx);
+    kf_node *x = in(g, "x", KF_F32, 2, (int64_t[]){8, 40});
+    kf_output(g, kf_binary(g, "mul", comp(g, "softmax", 1, &x, -1, NULL), kf_scalar(g, 2, KF_F64)));
+    kf_compiled *c = kf_compile(g, &(kf_options){.device = KF_DEVICE_CUDA, .compile_only = compile_mode});
+    int nk = -1;
+    snprintf(err, errsz, "%s", c ? "" : kf_errmsg(ctx));
+    if (c) {
+        nk = kf_compiled_num_kernels(c);
+        *ext = strstr(kf_compiled_source(c), "__device__ void kf_ext_k") != NULL;
+    }
+    kf_compiled_free(c);
+    kf_graph_free(g);
+    kf_ctx_free(ctx);
+    return nk;
+}
+
+static void fake_backend(void)
+{
+    static const struct {
+        int mode;
+        const char *want; /* in the error; NULL: compiles */
+        int kernels;
+    } cs[] = {
+        {FAKE_OK, NULL, 1},
+        {FAKE_REFUSES, NULL, 2}, /* the epilogue scheduled again, unfused */
+        {FAKE_BAD_BLOCK, "backend 'fake' returned a bad CUDA launch shape for softmax: grid 4 x 1 x 1, block 2048", 0},
+        {FAKE_BAD_GRID, "backend 'fake' returned a bad CUDA launch shape for softmax: grid 4 x 0 x 1", 0},
+        {FAKE_FAILS, "backend 'fake' failed to fuse softmax: no CUDA side", 0},
+    };
+    for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
+        char err[2048];
+        bool ext = false;
+        cases++;
+        int nk = fake_compile(cs[i].mode, err, sizeof err, &ext);
+        bool ok = cs[i].want ? nk < 0 && strstr(err, cs[i].want) : nk == cs[i].kernels && ext;
+        printf("%s fake backend, case %zu: %s\n", ok ? "ok" : "FAIL", i, nk >= 0 ? "compiled" : err);
+        failures += !ok;
+    }
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -193,7 +325,7 @@ int main(int argc, char **argv)
                 failures++;
                 kf_clear_error(ctx);
             } else {
-                check(gg, names[i]);
+                check(gg, names[i], NULL);
                 kf_graph_free(gg);
             }
             free(names[i]);
@@ -203,6 +335,9 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof dts / sizeof *dts; i++) ops_graph(ctx, dts[i]);
     static const kf_dtype mdt[] = {KF_F16, KF_BF16, KF_F32, KF_F64};
     for (size_t i = 0; i < sizeof mdt / sizeof *mdt; i++) mm_graph(ctx, mdt[i]);
+    rownorm_graph(KF_F32);
+    rownorm_graph(KF_F16);
+    fake_backend();
     kf_ctx_free(ctx);
     printf("%d of %d cases failed\n", failures, cases);
     return failures ? 1 : 0;

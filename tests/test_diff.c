@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "kfuse.h"
+#include "kfuse_backend.h"
 #include "kft.h"
 
 #define MAXIO 256
@@ -756,6 +757,37 @@ static void build_composite(T *t, const void *arg)
     }
 }
 
+/* The composite ops again through the rownorm backend (its kernels: C on
+ * the CPU, CUDA under KFUSE_TEST_DEVICE=cuda), with fused prologues and
+ * epilogues, and rows long enough for each of its CUDA kernel shapes (a
+ * warp per row, a block per row, a block re-reading a row too long to keep). */
+static void build_rownorm(T *t, const void *arg)
+{
+    if (kf_ctx_add_backend(t->ctx, kf_backend_rownorm()) != KF_OK) fail_build(t, "the rownorm backend");
+    build_composite(t, arg);
+    kf_node *x = in(t, "rn_x", KF_F32, SH(33, 200), -3, 3), *res = in(t, "rn_res", KF_F32, SH(33, 200), -1, 1);
+    kf_node *w = in(t, "rn_w", KF_F32, SH(200), 0.5, 1.5), *b = in(t, "rn_b", KF_F32, SH(200), -1, 1);
+    kf_node *r[3] = {0};
+    kf_node *ln[] = {B(t, "add", x, res), w, b};
+    comp(t, "layer_norm", 3, ln, -1, 1e-5, 1, r);
+    out(t, cast(t, B(t, "mul", r[0], S(t, 0.5)), KF_F16), "rownorm.f16(layer_norm(x + res) * 0.5)");
+    out(t, r[1], "rownorm.layer_norm(x + res).mean");
+    out(t, r[2], "rownorm.layer_norm(x + res).rstd");
+    kf_node *h = in(t, "rn_h", KF_F16, SH(3, 3000), -4, 4);
+    out(t, comp(t, "softmax", 1, &h, -1, 0, 0, NULL), "rownorm.softmax(f16[3, 3000])");
+    kf_node *lx = in(t, "rn_long", KF_F32, SH(2, 20000), -4, 4);
+    kf_node *sx[] = {B(t, "mul", lx, S(t, 2))};
+    out(t, B(t, "add", comp(t, "softmax", 1, sx, -1, 0, 0, NULL), S(t, 1)), "rownorm.softmax(2 long[2, 20000]) + 1");
+    kf_node *bx = in(t, "rn_bx", KF_BF16, SH(5, 1500), -3, 3), *bw = in(t, "rn_bw", KF_BF16, SH(1500), 0.5, 1.5);
+    kf_node *rb[] = {bx, bw};
+    out(t, comp(t, "rms_norm", 2, rb, -1, 0, 0, NULL), "rownorm.rms_norm(bf16[5, 1500])");
+    kf_node *dx = in(t, "rn_dx", KF_F64, SH(4, 5000), -3, 3), *dw = in(t, "rn_dw", KF_F64, SH(5000), 0.5, 1.5);
+    kf_node *rd[3] = {0}, *ld[] = {dx, dw};
+    comp(t, "layer_norm", 2, ld, -1, 0, 0, rd);
+    out(t, rd[0], "rownorm.layer_norm(f64[4, 5000]).y");
+    out(t, rd[2], "rownorm.layer_norm(f64[4, 5000]).rstd");
+}
+
 /* Fused pointwise chains, shared subexpressions, odd sizes. */
 static void build_chains(T *t, const void *arg)
 {
@@ -805,6 +837,7 @@ int main(int argc, char **argv)
     run_case("matmul.f32", build_mm_f32, NULL);
     run_case("matmul.f16_bf16_f64", build_mm_lowp, NULL);
     run_case("composite", build_composite, NULL);
+    run_case("composite.rownorm", build_rownorm, NULL);
     run_case("chains.f32", build_chains, &fl[0]);
     run_case("chains.f16", build_chains, &fl[2]);
     printf("%d of %d cases failed\n", failures, cases);

@@ -1,6 +1,7 @@
 /*
  * rownorm.c - an external template backend for kfuse: row-wise softmax,
- * layer_norm and rms_norm on the CPU, with a kernel generator of its own.
+ * layer_norm and rms_norm on the CPU and on CUDA, with a kernel generator
+ * of its own.
  *
  * It sits at the template step of codegen: kfuse asks implements() about each
  * node while building the graph, and for every node claimed hands fuse() a
@@ -12,7 +13,10 @@
  * the output's epilogue hook when it has one).  Every hook is accepted.
  *
  * The generated source relies only on kfuse's prelude (kf_h2f, kf_exp_f,
- * KF_RESTRICT, omp.h) and on the hooks pasted above it.
+ * KF_RESTRICT, omp.h) and on the hooks pasted above it.  For CUDA the same
+ * passes run in a __device__ ENTRY over a warp's or a block's share of each
+ * row (rn_gen_cuda, below), with the same expressions for hooks, loads and
+ * stores.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -91,7 +95,7 @@ static int rn_check(const char *op, const kf_attrs *attrs, kf_device dev, int ni
 {
     int kind = rn_op_kind(op);
     if (kind < 0) return rn_err(why, whysz, "rownorm: op '%s' is not implemented", op ? op : "(null)"), -1;
-    if (dev != KF_DEVICE_CPU) return rn_err(why, whysz, "rownorm: only the CPU target is implemented"), -1;
+    if (dev != KF_DEVICE_CPU && dev != KF_DEVICE_CUDA) return rn_err(why, whysz, "rownorm: unknown device"), -1;
     int inmin = kind == RN_SOFTMAX ? 1 : 2, inmax = kind == RN_LAYER_NORM ? 3 : inmin;
     int outmax = kind == RN_LAYER_NORM ? 3 : 1;
     if (nin < inmin || nin > inmax || nout < 1 || nout > outmax || !in || !out)
@@ -202,6 +206,8 @@ typedef struct rn_gen {
     /* buffers laid out like x, whose next row is prefetched while this one
      * is computed: index, element size, 1 when written */
     int npf, pf_buf[RN_MAX_PREFETCH], pf_es[RN_MAX_PREFETCH], pf_rw[RN_MAX_PREFETCH];
+    int grp, kcols;         /* CUDA: threads per row, columns per thread */
+    int64_t grid, block;    /* the launch: blocks, threads (CPU: rows, 1) */
     char *err;
     size_t errsz;
 } rn_gen;
@@ -434,6 +440,30 @@ static void rn_reduce(rn_gen *g, int op, const char *acc, const char *stmt, cons
     rn_line(e, "}");
 }
 
+/* The lines both targets write alike, from the row's sums (s, q; double on
+ * the CPU, the compute type on the GPU): the mean, the scale (layer_norm's
+ * rstd, rms_norm's rs), and the normalised value v of element V. */
+static void rn_mean_line(rn_gen *g)
+{
+    rn_line(&g->e, "const %s mean = (%s)(s / %" PRId64 ".0);", g->T, g->T, g->cols);
+}
+
+static void rn_scale_line(rn_gen *g)
+{
+    rn_line(&g->e, "const %s %s = (%s)(1.0 / sqrt(q / %" PRId64 ".0 + %.17g));", g->T,
+            g->kind == RN_LAYER_NORM ? "rstd" : "rs", g->T, g->cols, rn_eps(g->kind, g->s->attrs));
+}
+
+/* w and b: the inputs' expressions at the element (rn_cat_input) */
+static void rn_value_line(rn_gen *g, const char *V, const rn_str *w, const rn_str *b)
+{
+    if (g->kind == RN_LAYER_NORM)
+        rn_line(&g->e, "const %s v = (%s - mean) * rstd * %s%s%s;", g->T, V, w->s, g->s->ninputs > 2 ? " + " : "",
+                b->s);
+    else
+        rn_line(&g->e, "const %s v = %s * rs * %s;", g->T, V, w->s);
+}
+
 /* The body of one row.  Cached: read the row into xr (through the prologue
  * when there is one), reduce over xr, write the outputs.  Uncached (the
  * per-thread buffer could not be allocated): every pass re-reads the input. */
@@ -483,7 +513,6 @@ static void rn_row(rn_gen *g)
     rn_cat_input(&w, g, 1);
     if (g->s->ninputs > 2) rn_cat_input(&bias, g, 2);
     if (w.over || bias.over) e->oom = 1;
-    double eps = rn_eps(g->kind, g->s->attrs);
     const char *V = g->cached ? "xr[c]" : X;
     if (g->kind == RN_LAYER_NORM) {
         if (g->cached) {
@@ -494,7 +523,7 @@ static void rn_row(rn_gen *g)
             rn_line(e, "s += %s;", X);
             rn_close_cols(g);
         }
-        rn_line(e, "const %s mean = (%s)(s / %" PRId64 ".0);", T, T, g->cols);
+        rn_mean_line(g);
         if (g->cached) {
             snprintf(line, sizeof line, "const %s d = xr[j] - mean;", T);
             rn_reduce(g, '+', "q", line, "d * d", 1);
@@ -505,10 +534,9 @@ static void rn_row(rn_gen *g)
             rn_line(e, "q += d * d;");
             rn_close_cols(g);
         }
-        rn_line(e, "const %s rstd = (%s)(1.0 / sqrt(q / %" PRId64 ".0 + %.17g));", T, T, g->cols, eps);
+        rn_scale_line(g);
         rn_open_cols(g, "");
-        rn_line(e, "const %s v = (%s - mean) * rstd * %s%s%s;", T, V, w.s, g->s->ninputs > 2 ? " + " : "",
-                bias.s);
+        rn_value_line(g, V, &w, &bias);
         rn_store(g, 0, "v");
         rn_close_cols(g);
         if (g->s->noutputs > 1) rn_store(g, 1, "mean");
@@ -524,9 +552,9 @@ static void rn_row(rn_gen *g)
         rn_line(e, "q += v * v;");
         rn_close_cols(g);
     }
-    rn_line(e, "const %s rs = (%s)(1.0 / sqrt(q / %" PRId64 ".0 + %.17g));", T, T, g->cols, eps);
+    rn_scale_line(g);
     rn_open_cols(g, "");
-    rn_line(e, "const %s v = %s * rs * %s;", T, V, w.s);
+    rn_value_line(g, V, &w, &bias);
     rn_store(g, 0, "v");
     rn_close_cols(g);
 }
@@ -637,6 +665,283 @@ static int *rn_args(const kf_fusion_spec *s, int *nargs)
     return args;
 }
 
+/* The buffer table B (indexed like spec->buffers) from args, and the
+ * pointers of the inputs and outputs read and written directly. */
+static void rn_table(rn_gen *g, const int *args, int nargs)
+{
+    const kf_fusion_spec *s = g->s;
+    rn_emit *e = &g->e;
+    /* const, so that the compiler sees the hooks' base pointers as loop
+     * invariants and vectorises their loads as contiguous ones */
+    rn_line(e, "void *const B[%d] = {", s->nbuffers);
+    for (int b = 0, a = 0; b < s->nbuffers; b++) {
+        if (a < nargs && args[a] == b) rn_line(e, "args[%d],", a++);
+        else rn_line(e, "0,");
+    }
+    rn_line(e, "};");
+    const char *st = rn_storage(g->dt);
+    for (int i = 0; i < s->ninputs; i++)
+        if (g->pro[i] < 0)
+            rn_line(e, "const %s *KF_RESTRICT in%d = (const %s *)B[%d];", st, i, st, s->input_buffer[i]);
+    for (int o = 0; o < s->noutputs; o++)
+        if (g->epi[o] < 0) rn_line(e, "%s *KF_RESTRICT out%d = (%s *)B[%d];", st, o, st, s->output_buffer[o]);
+}
+
+/* Splits the flat index `from` over x's dims [d0, d0 + n) into the
+ * variables PFX0 .. PFX{n-1} (through a copy named `from` twice). */
+static void rn_split(rn_gen *g, const char *from, const char *pfx, int d0, int n)
+{
+    const kf_tensor_desc *x = &g->s->inputs[0];
+    if (n <= 0) return;
+    rn_line(&g->e, "int64_t %s%s = %s;", from, from, from);
+    for (int j = n - 1; j > 0; j--) {
+        rn_line(&g->e, "const int64_t %s%d = %s%s %% INT64_C(%" PRId64 ");", pfx, j, from, from, x->shape[d0 + j]);
+        rn_line(&g->e, "%s%s /= INT64_C(%" PRId64 ");", from, from, x->shape[d0 + j]);
+    }
+    rn_line(&g->e, "const int64_t %s0 = %s%s;", pfx, from, from);
+}
+
+/* Row r's index i0 .. i{axis-1} and the row offsets of the direct accesses. */
+static void rn_row_index(rn_gen *g)
+{
+    const kf_fusion_spec *s = g->s;
+    rn_split(g, "r", "i", 0, g->axis);
+    for (int io = 0; io < s->ninputs + s->noutputs; io++) {
+        int o = io >= s->ninputs, i = o ? io - s->ninputs : io;
+        const kf_tensor_desc *t = o ? g->out_t[i] : g->in_t[i];
+        if (!t) continue;
+        rn_str b = {0};
+        rn_cat_offset(&b, g, t, 1);
+        if (b.over) g->e.oom = 1;
+        rn_line(&g->e, "const int64_t r%s%d = %s;", o ? "out" : "in", i, b.s);
+    }
+}
+
+/* The CPU kernel: rows in an OpenMP loop, each cached in a per-thread
+ * buffer (rn_row). */
+static void rn_gen_c(rn_gen *g, const int *args, int nargs)
+{
+    const kf_fusion_spec *s = g->s;
+    size_t elsz = g->dt == KF_F64 ? 8 : 4;
+    int lanes = g->cols >= (g->dt == KF_F64 ? 16 : 32); /* rn_reduce prefetches from its lanes */
+    for (int a = 0; lanes && a < nargs && g->npf < RN_MAX_PREFETCH; a++)
+        if (rn_like_x(g, args[a])) {
+            const kf_buffer_desc *b = &s->buffers[args[a]];
+            g->pf_buf[g->npf] = args[a];
+            g->pf_es[g->npf] = (int)rn_elsize(b->t.dtype);
+            g->pf_rw[g->npf++] = b->role == KF_BUF_OUTPUT || b->role == KF_BUF_EXTRA_OUT;
+        }
+    int on_stack = (uint64_t)g->cols * elsz <= RN_STACK_BYTES;
+    rn_emit *e = &g->e;
+
+    if (g->kind == RN_SOFTMAX && g->dt != KF_F64) rn_put(e, "%s", rn_exp_f);
+    rn_line(e, "/* rownorm: %s, %" PRId64 " rows x %" PRId64 " cols, computed in %s */", s->op, g->rows, g->cols,
+            g->T);
+    rn_line(e, "void %s(void **args)", s->entry);
+    rn_line(e, "{");
+    rn_table(g, args, nargs);
+    rn_line(e, "#pragma omp parallel if (INT64_C(%" PRId64 ") * INT64_C(%" PRId64 ") >= %d && INT64_C(%" PRId64
+               ") > 1)", g->rows, g->cols, RN_PARALLEL_MIN, g->rows);
+    rn_line(e, "{");
+    if (on_stack) {
+        rn_line(e, "%s xr[%" PRId64 "] __attribute__((aligned(64)));", g->T, g->cols);
+    } else {
+        /* a failed allocation falls back to re-reading the row */
+        rn_line(e, "%s *KF_RESTRICT xr = (%s *)aligned_alloc(64, %" PRIu64 ");", g->T, g->T,
+                ((uint64_t)g->cols * elsz + 63) / 64 * 64);
+    }
+    rn_line(e, "#pragma omp for schedule(static)");
+    rn_line(e, "for (int64_t r = 0; r < INT64_C(%" PRId64 "); r++) {", g->rows);
+    if (g->npf) rn_line(e, "const int64_t pf = r + 1 < INT64_C(%" PRId64 ") ? r + 1 : r; /* the next row */", g->rows);
+    rn_row_index(g);
+    if (on_stack) {
+        g->cached = 1;
+        rn_row(g);
+    } else {
+        rn_line(e, "if (xr) {");
+        g->cached = 1;
+        rn_row(g);
+        rn_line(e, "} else {");
+        g->cached = 0;
+        rn_row(g);
+        rn_line(e, "}");
+    }
+    rn_line(e, "}");
+    if (!on_stack) rn_line(e, "free(xr);");
+    rn_line(e, "}");
+    rn_line(e, "}");
+    g->grid = g->rows;
+    g->block = 1;
+}
+
+/* ---- the CUDA side ----
+ *
+ * ENTRY is a __device__ function that every thread of the launch calls.  A
+ * row of at most RN_CUDA_WARP_COLS columns goes to one warp (8 rows per
+ * block of 256 threads); a longer one to a block, the smallest of 128 ..
+ * 1024 threads that leaves each thread at most RN_CUDA_THREAD_COLS columns
+ * (half as many in f64).
+ * Thread `lane` of a row owns columns lane, lane + G, ... (G its threads),
+ * kept in registers, so that the row is read once, as on the CPU.  Longer
+ * rows: 1024 threads, and every pass re-reads the row (through the prologue
+ * when there is one).  Each reduction runs per thread, then across the
+ * warp by shuffles (and across a block's warps through shared memory), in
+ * the compute type; the rows come from a grid-stride loop. */
+#define RN_CUDA_WARP_COLS 1024
+#define RN_CUDA_THREAD_COLS 16
+#define RN_CUDA_MAX_GRID (1 << 20) /* far more blocks than a GPU holds at once */
+
+/* The reductions of the CUDA kernels: every thread gets the result, the max
+ * propagates NaN as on the CPU; kf_rn_block needs blockDim.x a multiple of
+ * 32 and 32 slots of shared memory, reused by the next call.  Guarded: a
+ * unit may hold several rownorm kernels. */
+static const char rn_cuda_helpers[] =
+    "#ifndef KF_RN_CUDA_HELPERS\n"
+    "#define KF_RN_CUDA_HELPERS\n"
+    "template <typename T> KF_INLINE T kf_rn_op(T a, T b, int mx)\n"
+    "{\n"
+    "    return mx ? ((b > a || b != b) ? b : a) : a + b;\n"
+    "}\n"
+    "template <typename T> KF_INLINE T kf_rn_warp(T v, int mx)\n"
+    "{\n"
+    "    for (int o = 16; o > 0; o >>= 1) v = kf_rn_op(v, (T)__shfl_xor_sync(0xffffffffu, v, o), mx);\n"
+    "    return v;\n"
+    "}\n"
+    "template <typename T> KF_INLINE T kf_rn_block(T v, int mx, T *sh)\n"
+    "{\n"
+    "    v = kf_rn_warp(v, mx);\n"
+    "    __syncthreads(); /* every thread has read the previous result */\n"
+    "    if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;\n"
+    "    __syncthreads();\n"
+    "    v = (threadIdx.x & 31) < (blockDim.x >> 5) ? sh[threadIdx.x & 31] : (mx ? (T)-INFINITY : (T)0);\n"
+    "    return kf_rn_warp(v, mx);\n"
+    "}\n"
+    "#endif\n";
+
+/* Opens the loop over this thread's columns of the row: c, and with idx
+ * the column's index t0 .. (cached: k, the column's register). */
+static void rn_cuda_cols(rn_gen *g, int idx)
+{
+    rn_emit *e = &g->e;
+    if (g->cached) {
+        rn_line(e, "#pragma unroll");
+        rn_line(e, "for (int k = 0; k < %d; k++) {", g->kcols);
+        rn_line(e, "const int64_t c = lane + (int64_t)k * %d;", g->grp);
+        rn_line(e, "if (c >= INT64_C(%" PRId64 ")) break;", g->cols);
+    } else {
+        rn_line(e, "for (int64_t c = lane; c < INT64_C(%" PRId64 "); c += %d) {", g->cols, g->grp);
+    }
+    if (idx) rn_split(g, "c", "t", g->axis, g->ncols_dims);
+}
+
+/* acc, this thread's part, becomes the row's sum (or max). */
+static void rn_cuda_reduce(rn_gen *g, const char *acc, int mx)
+{
+    if (g->grp == 32) rn_line(&g->e, "%s = kf_rn_warp(%s, %d);", acc, acc, mx);
+    else rn_line(&g->e, "%s = kf_rn_block(%s, %d, kf_rn_sh);", acc, acc, mx);
+}
+
+/* One row on the GPU: the CPU's passes (rn_row), over this thread's
+ * columns. */
+static void rn_cuda_row(rn_gen *g)
+{
+    rn_emit *e = &g->e;
+    const char *T = g->T;
+    const char *exp_fn = g->dt == KF_F64 ? "exp" : "kf_exp_f";
+    rn_str x = {0}, w = {0}, bias = {0};
+    rn_cat_input(&x, g, 0);
+    if (g->kind != RN_SOFTMAX) rn_cat_input(&w, g, 1);
+    if (g->s->ninputs > 2) rn_cat_input(&bias, g, 2);
+    if (x.over || w.over || bias.over) e->oom = 1;
+    const char *V = g->cached ? "xr[k]" : x.s;
+    if (g->cached) rn_line(e, "%s xr[%d];", T, g->kcols);
+    /* the first pass reads the row */
+    const char *acc = g->kind == RN_SOFTMAX ? "mx" : g->kind == RN_LAYER_NORM ? "s" : "q";
+    rn_line(e, "%s %s = %s;", T, acc, g->kind == RN_SOFTMAX ? "-INFINITY" : "0");
+    rn_cuda_cols(g, 1);
+    if (g->cached) rn_line(e, "xr[k] = %s;", x.s);
+    if (g->kind == RN_SOFTMAX) rn_line(e, "mx = kf_rn_op(mx, %s, 1);", V);
+    else if (g->kind == RN_LAYER_NORM) rn_line(e, "s += %s;", V);
+    else rn_line(e, "q += %s * %s;", V, V);
+    rn_line(e, "}");
+    rn_cuda_reduce(g, acc, g->kind == RN_SOFTMAX);
+
+    if (g->kind == RN_SOFTMAX) {
+        rn_line(e, "%s s = 0;", T);
+        rn_cuda_cols(g, !g->cached);
+        rn_line(e, "const %s ex = %s(%s - mx);", T, exp_fn, V);
+        if (g->cached) rn_line(e, "xr[k] = ex;");
+        rn_line(e, "s += ex;");
+        rn_line(e, "}");
+        rn_cuda_reduce(g, "s", 0);
+        rn_line(e, "const %s inv = (%s)(1.0 / s);", T, T);
+        rn_cuda_cols(g, 1);
+        if (g->cached) rn_line(e, "const %s v = xr[k] * inv;", T);
+        else rn_line(e, "const %s v = %s(%s - mx) * inv;", T, exp_fn, V);
+        rn_store(g, 0, "v");
+        rn_line(e, "}");
+        return;
+    }
+    if (g->kind == RN_LAYER_NORM) {
+        rn_mean_line(g);
+        rn_line(e, "%s q = 0;", T);
+        rn_cuda_cols(g, !g->cached);
+        rn_line(e, "const %s d = %s - mean;", T, V);
+        rn_line(e, "q += d * d;");
+        rn_line(e, "}");
+        rn_cuda_reduce(g, "q", 0);
+    }
+    rn_scale_line(g);
+    rn_cuda_cols(g, 1);
+    rn_value_line(g, V, &w, &bias);
+    rn_store(g, 0, "v");
+    rn_line(e, "}");
+    if (g->kind == RN_LAYER_NORM && g->s->noutputs > 1) {
+        /* mean and rstd: once per row */
+        rn_line(e, "if (lane == 0) {");
+        rn_store(g, 1, "mean");
+        if (g->s->noutputs > 2) rn_store(g, 2, "rstd");
+        rn_line(e, "}");
+    }
+}
+
+/* The CUDA kernel: __device__ void ENTRY(void **args). */
+static void rn_gen_cuda(rn_gen *g, const int *args, int nargs)
+{
+    const kf_fusion_spec *s = g->s;
+    rn_emit *e = &g->e;
+    int per = 1; /* rows per block */
+    g->cached = 1;
+    if (g->cols <= RN_CUDA_WARP_COLS) {
+        g->grp = 32;
+        per = 8;
+    } else {
+        int64_t most = g->dt == KF_F64 ? RN_CUDA_THREAD_COLS / 2 : RN_CUDA_THREAD_COLS;
+        g->grp = 128;
+        while (g->grp < 1024 && g->cols > g->grp * most) g->grp *= 2;
+        g->cached = g->cols <= g->grp * most;
+    }
+    g->kcols = (int)((g->cols + g->grp - 1) / g->grp);
+    int64_t blocks = (g->rows + per - 1) / per;
+    g->grid = blocks < RN_CUDA_MAX_GRID ? blocks : RN_CUDA_MAX_GRID;
+    g->block = g->grp * per;
+
+    rn_put(e, "%s", rn_cuda_helpers);
+    rn_line(e, "/* rownorm: %s, %" PRId64 " rows x %" PRId64 " cols, computed in %s; %d threads per row%s */", s->op,
+            g->rows, g->cols, g->T, g->grp, g->cached ? ", cached in registers" : "");
+    rn_line(e, "__device__ void %s(void **args)", s->entry);
+    rn_line(e, "{");
+    rn_table(g, args, nargs);
+    if (g->grp > 32) rn_line(e, "__shared__ %s kf_rn_sh[32];", g->T);
+    rn_line(e, "const int lane = threadIdx.x %% %d;", g->grp);
+    rn_line(e, "for (int64_t r = (int64_t)blockIdx.x * %d + threadIdx.x / %d; r < INT64_C(%" PRId64
+               "); r += (int64_t)gridDim.x * %d) {", per, g->grp, g->rows, per);
+    rn_row_index(g);
+    rn_cuda_row(g);
+    rn_line(e, "}");
+    rn_line(e, "}");
+}
+
 static int rn_fuse(void *ctx, const kf_fusion_spec *s, kf_fused_kernel *out, char *err, size_t errsz)
 {
     (void)ctx;
@@ -661,98 +966,27 @@ static int rn_fuse(void *ctx, const kf_fusion_spec *s, kf_fused_kernel *out, cha
 
     int nargs = 0;
     int *args = rn_args(s, &nargs);
-    size_t elsz = g.dt == KF_F64 ? 8 : 4;
-    int lanes = g.cols >= (g.dt == KF_F64 ? 16 : 32); /* rn_reduce prefetches from its lanes */
-    for (int a = 0; lanes && args && a < nargs && g.npf < RN_MAX_PREFETCH; a++)
-        if (rn_like_x(&g, args[a])) {
-            const kf_buffer_desc *b = &s->buffers[args[a]];
-            g.pf_buf[g.npf] = args[a];
-            g.pf_es[g.npf] = (int)rn_elsize(b->t.dtype);
-            g.pf_rw[g.npf++] = b->role == KF_BUF_OUTPUT || b->role == KF_BUF_EXTRA_OUT;
-        }
-    int on_stack = (uint64_t)g.cols * elsz <= RN_STACK_BYTES;
-    rn_emit *e = &g.e;
     if (!args) goto nomem;
-
-    if (g.kind == RN_SOFTMAX && g.dt != KF_F64) rn_put(e, "%s", rn_exp_f);
-    rn_line(e, "/* rownorm: %s, %" PRId64 " rows x %" PRId64 " cols, computed in %s */", s->op, g.rows, g.cols, g.T);
-    rn_line(e, "void %s(void **args)", s->entry);
-    rn_line(e, "{");
-    /* const, so that the compiler sees the hooks' base pointers as loop
-     * invariants and vectorises their loads as contiguous ones */
-    rn_line(e, "void *const B[%d] = {", s->nbuffers);
-    for (int a = 0; a < nargs; a++) rn_line(e, "    [%d] = args[%d],", args[a], a);
-    rn_line(e, "};");
-    const char *st = rn_storage(g.dt);
-    for (int i = 0; i < s->ninputs; i++)
-        if (g.pro[i] < 0)
-            rn_line(e, "const %s *KF_RESTRICT in%d = (const %s *)B[%d];", st, i, st, s->input_buffer[i]);
-    for (int o = 0; o < s->noutputs; o++)
-        if (g.epi[o] < 0) rn_line(e, "%s *KF_RESTRICT out%d = (%s *)B[%d];", st, o, st, s->output_buffer[o]);
-    rn_line(e, "#pragma omp parallel if (INT64_C(%" PRId64 ") * INT64_C(%" PRId64 ") >= %d && INT64_C(%" PRId64
-               ") > 1)", g.rows, g.cols, RN_PARALLEL_MIN, g.rows);
-    rn_line(e, "{");
-    if (on_stack) {
-        rn_line(e, "%s xr[%" PRId64 "] __attribute__((aligned(64)));", g.T, g.cols);
-    } else {
-        /* a failed allocation falls back to re-reading the row */
-        rn_line(e, "%s *KF_RESTRICT xr = (%s *)aligned_alloc(64, %" PRIu64 ");", g.T, g.T,
-                ((uint64_t)g.cols * elsz + 63) / 64 * 64);
-    }
-    rn_line(e, "#pragma omp for schedule(static)");
-    rn_line(e, "for (int64_t r = 0; r < INT64_C(%" PRId64 "); r++) {", g.rows);
-    if (g.npf) rn_line(e, "const int64_t pf = r + 1 < INT64_C(%" PRId64 ") ? r + 1 : r; /* the next row */", g.rows);
-    if (g.axis > 0) {
-        rn_line(e, "int64_t rr = r;");
-        for (int j = g.axis - 1; j > 0; j--) {
-            rn_line(e, "const int64_t i%d = rr %% INT64_C(%" PRId64 ");", j, x->shape[j]);
-            rn_line(e, "rr /= INT64_C(%" PRId64 ");", x->shape[j]);
-        }
-        rn_line(e, "const int64_t i0 = rr;");
-    }
-    for (int io = 0; io < s->ninputs + s->noutputs; io++) {
-        int o = io >= s->ninputs, i = o ? io - s->ninputs : io;
-        const kf_tensor_desc *t = o ? g.out_t[i] : g.in_t[i];
-        if (!t) continue;
-        rn_str b = {0};
-        rn_cat_offset(&b, &g, t, 1);
-        if (b.over) e->oom = 1;
-        rn_line(e, "const int64_t r%s%d = %s;", o ? "out" : "in", i, b.s);
-    }
-    if (on_stack) {
-        g.cached = 1;
-        rn_row(&g);
-    } else {
-        rn_line(e, "if (xr) {");
-        g.cached = 1;
-        rn_row(&g);
-        rn_line(e, "} else {");
-        g.cached = 0;
-        rn_row(&g);
-        rn_line(e, "}");
-    }
-    rn_line(e, "}");
-    if (!on_stack) rn_line(e, "free(xr);");
-    rn_line(e, "}");
-    rn_line(e, "}");
-    if (e->oom) goto nomem;
+    if (s->device == KF_DEVICE_CUDA) rn_gen_cuda(&g, args, nargs);
+    else rn_gen_c(&g, args, nargs);
+    if (g.e.oom) goto nomem;
 
     size_t elen = strlen(s->entry);
     char *entry = malloc(elen + 1);
     if (!entry) goto nomem;
     memcpy(entry, s->entry, elen + 1);
-    out->source = e->s;
+    out->source = g.e.s;
     out->entry = entry;
     out->nargs = nargs;
     out->args = args;
-    out->grid[0] = g.rows;
-    out->grid[1] = out->grid[2] = 1;
-    out->block[0] = out->block[1] = out->block[2] = 1;
+    out->grid[0] = g.grid;
+    out->block[0] = g.block;
+    out->grid[1] = out->grid[2] = out->block[1] = out->block[2] = 1;
     out->accepted_epilogues = s->nepilogues >= 32 ? 0xffffffffu : (1u << s->nepilogues) - 1u;
     out->accepted_prologues = s->nprologues >= 32 ? 0xffffffffu : (1u << s->nprologues) - 1u;
     return 0;
 nomem:
-    free(e->s);
+    free(g.e.s);
     free(args);
     return rn_err(err, errsz, "rownorm: out of memory"), -1;
 }

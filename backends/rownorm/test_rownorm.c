@@ -4,7 +4,8 @@
  * goes into one C unit laid out as kfuse lays it out (prelude, hook code,
  * backend source), compiled once with the JIT's flags, run on random data
  * and compared with a double reference.  Also checks what implements()
- * claims and declines, and fuse()'s errors.
+ * claims and declines, fuse()'s errors, and the shape of each case's CUDA
+ * kernel (compiled by tests/test_cuda, run by test_diff on a GPU).
  *
  * usage: test_rownorm PRELUDE_H [PLUGIN_SO]
  */
@@ -465,13 +466,13 @@ static void check_claims(const kf_backend *be)
     CHECK(claims(be, "softmax", KF_DEVICE_CPU, KF_BF16, 2, x2, 1, 0, NULL, 1), "softmax bf16");
     CHECK(!claims(be, "softmax", KF_DEVICE_CPU, KF_F32, 2, x2, 0, 0, NULL, 1), "softmax axis 0 declined");
     CHECK(!claims(be, "softmax", KF_DEVICE_CPU, KF_I32, 2, x2, 1, 0, NULL, 1), "softmax i32 declined");
-    CHECK(!claims(be, "softmax", KF_DEVICE_CUDA, KF_F32, 2, x2, 1, 0, NULL, 1), "CUDA declined");
+    CHECK(claims(be, "softmax", KF_DEVICE_CUDA, KF_F32, 2, x2, 1, 0, NULL, 1), "softmax on CUDA");
     CHECK(claims(be, "layer_norm", KF_DEVICE_CPU, KF_F16, 2, x2, 1, 1, w1, 3), "layer_norm f16");
     CHECK(claims(be, "layer_norm", KF_DEVICE_CPU, KF_F64, 3, x3, 1, 2, w2, 3), "layer_norm f64 axis 1");
     CHECK(!claims(be, "layer_norm", KF_DEVICE_CPU, KF_I32, 2, x2, 1, 1, w1, 3), "layer_norm i32 declined");
     CHECK(!claims(be, "layer_norm", KF_DEVICE_CPU, KF_F32, 2, x2, 1, 1, wbad, 3), "bad w shape declined");
     CHECK(claims(be, "rms_norm", KF_DEVICE_CPU, KF_F32, 2, x2, 1, 1, w1, 1), "rms_norm f32");
-    CHECK(!claims(be, "rms_norm", KF_DEVICE_CUDA, KF_F32, 2, x2, 1, 1, w1, 1), "rms_norm CUDA declined");
+    CHECK(claims(be, "rms_norm", KF_DEVICE_CUDA, KF_F32, 2, x2, 1, 1, w1, 1), "rms_norm on CUDA");
     CHECK(!claims(be, "gelu", KF_DEVICE_CPU, KF_F32, 2, x2, 1, 0, NULL, 1), "gelu declined");
 
     /* fuse: an unsupported dtype, and an output with neither buffer nor hook */
@@ -486,6 +487,31 @@ static void check_claims(const kf_backend *be)
     CHECK(be->fuse(be->ctx, &c->s, &c->k, err, sizeof err) != 0 && err[0], "fuse with a lost output must fail");
     printf("fuse(output without buffer or hook): %s\n", err);
     free(c);
+}
+
+/* The CUDA side of case c, without a GPU (tests/test_cuda compiles it with
+ * NVRTC, test_diff under KFUSE_TEST_DEVICE=cuda runs it): the launch shape
+ * and the __device__ entry. */
+static void check_cuda(const kf_backend *be, tcase *c)
+{
+    kf_fusion_spec s = c->s;
+    s.device = KF_DEVICE_CUDA;
+    kf_fused_kernel k;
+    char err[256] = "", def[96];
+    int rc = be->fuse(be->ctx, &s, &k, err, sizeof err);
+    CHECK(rc == 0, "%s: CUDA fuse: %s", c->entry, err);
+    if (rc) return;
+    int64_t rows = 1, cols = 1;
+    for (int d = 0; d < c->in[0].ndim; d++) *(d < c->a.axes[0] ? &rows : &cols) *= c->in[0].shape[d];
+    int64_t per = k.block[0] / (cols <= 1024 ? 32 : k.block[0]);
+    CHECK(k.block[0] >= 32 && k.block[0] <= 1024 && k.block[0] % 32 == 0 && k.block[1] == 1 && k.block[2] == 1,
+          "%s: CUDA block %lld", c->entry, (long long)k.block[0]);
+    CHECK(k.grid[0] == (rows + per - 1) / per && k.grid[1] == 1 && k.grid[2] == 1, "%s: CUDA grid %lld for %lld rows",
+          c->entry, (long long)k.grid[0], (long long)rows);
+    snprintf(def, sizeof def, "__device__ void %.47s(void **args)", c->entry);
+    CHECK(k.source && strstr(k.source, def) && !strstr(k.source, "#pragma omp"), "%s: CUDA source", c->entry);
+    CHECK(k.nargs == c->nbuf, "%s: CUDA args", c->entry);
+    be->release(be->ctx, &k);
 }
 
 static void check_plugin(const char *path)
@@ -578,6 +604,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < n; i++) run_case(&cs[i], h);
     }
     for (int i = 0; i < n; i++) be->release(be->ctx, &cs[i].k);
+    for (int i = 0; i < n; i++) check_cuda(be, &cs[i]);
     if (argc > 2) check_plugin(argv[2]);
     free(unit);
     free(prelude);

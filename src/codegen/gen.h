@@ -3,7 +3,8 @@
  * expressions at an index into straight-line code (pointwise ops from the
  * op table, views as index rewrites, loads of realised buffers), the memo
  * that computes each value once per index, the slot table and memory plan
- * of the wrapper, and the hooks and expression trees of external templates.
+ * of the wrapper, and external templates: the fusion spec (hooks as code
+ * and as expression trees), the backend's call and the checks of its answer.
  * The generated code is C; the CUDA target's prelude defines the same
  * helpers as device functions, so the expressions serve both.
  */
@@ -126,5 +127,15 @@ int kf_cg_local_buf(kf_cg *c, const kf_node *n);
 const kf_expr *kf_cg_expr_of(kf_cg *c, kf_node *n, const kf_node *value, bool *ok);
 int kf_cg_used_locals(kf_cg *c, int *out);
 const char *kf_cg_index_params(kf_cg *c, int nd, kf_idx *ix);
+/* The target's kernel around a backend's entry: its signature, or NULL after
+ * an error on the context (the CUDA target checks the launch shape here). */
+typedef const char *(*kf_cg_shell_fn)(kf_cg *c, const kf_backend *be, const kf_fused_kernel *fk, void *ud);
+/* The current kernel's external template on device dev: builds the fusion
+ * spec (the hooks as code and as trees, the buffer table), asks the backend
+ * to fuse it and checks what came back.  What the backend refused is marked
+ * in refused_epi / refused_pro and c->retry set: nothing is written, the
+ * caller schedules again.  Otherwise writes the hooks, the backend's source
+ * and the shell, SIG { void *args[n]; args[i] = B[slot]; ENTRY(args); }. */
+void kf_cg_extern(kf_cg *c, kf_device dev, kf_buf *out, kf_cg_shell_fn shell, void *ud);
 
 #endif

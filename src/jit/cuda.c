@@ -31,6 +31,18 @@ enum {
     CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN = 97,
     CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8
 };
+/* a tensor map: 128 opaque bytes; the enum values of cuTensorMapEncodeTiled */
+typedef struct {
+    _Alignas(128) uint64_t q[16];
+} CUtensorMap;
+enum {
+    CU_TENSOR_MAP_DATA_TYPE_FLOAT16 = 6,
+    CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 = 9,
+    CU_TENSOR_MAP_INTERLEAVE_NONE = 0,
+    CU_TENSOR_MAP_SWIZZLE_128B = 3,
+    CU_TENSOR_MAP_L2_PROMOTION_L2_256B = 3,
+    CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE = 0
+};
 typedef int nvrtcResult;
 typedef struct _nvrtcProgram *nvrtcProgram;
 
@@ -60,6 +72,8 @@ static struct {
     CUresult (*EventElapsedTime)(float *, CUevent, CUevent);
     CUresult (*EventDestroy)(CUevent);
     CUresult (*GetErrorString)(CUresult, const char **);
+    CUresult (*TensorMapEncodeTiled)(CUtensorMap *, int, unsigned, void *, const uint64_t *, const uint64_t *,
+                                     const unsigned *, const unsigned *, int, int, int, int);
     CUcontext cuctx;
     kf_cuda_dev dev;
     bool ready;
@@ -186,6 +200,7 @@ int kf_cuda_init(kf_ctx *ctx, kf_cuda_dev *dev)
         SYM(cu, EventElapsedTime, "cuEventElapsedTime");
         SYM(cu, EventDestroy, "cuEventDestroy_v2");
         SYM(cu, GetErrorString, "cuGetErrorString");
+        SYM(cu, TensorMapEncodeTiled, "cuTensorMapEncodeTiled");
     }
     int n = 0;
     CUresult r = cu.Init(0);
@@ -344,10 +359,9 @@ void *kf_cuda_function(kf_ctx *ctx, kf_cuda_module *m, const char *name, unsigne
     return f;
 }
 
-int kf_cuda_launch(kf_ctx *ctx, void *fn, const unsigned grid[3], const unsigned block[3], unsigned smem, void *params)
+int kf_cuda_launch(kf_ctx *ctx, void *fn, const unsigned grid[3], const unsigned block[3], unsigned smem, void **args)
 {
     if (!grid[0] || !grid[1] || !grid[2]) return 0;
-    void *args[1] = {params};
     return cu_check(ctx,
                     cu.LaunchKernel((CUfunction)fn, grid[0], grid[1], grid[2], block[0], block[1], block[2], smem,
                                     NULL, args, NULL),
@@ -386,7 +400,7 @@ static int cmp_float(const void *a, const void *b)
 }
 
 double kf_cuda_time(kf_ctx *ctx, void *fn, const unsigned grid[3], const unsigned block[3], unsigned smem,
-                    void *params, int reps)
+                    void **args, int reps)
 {
     CUevent e0, e1;
     float t[64];
@@ -396,10 +410,10 @@ double kf_cuda_time(kf_ctx *ctx, void *fn, const unsigned grid[3], const unsigne
         cu.EventDestroy(e0);
         return -1;
     }
-    int bad = kf_cuda_launch(ctx, fn, grid, block, smem, params);
+    int bad = kf_cuda_launch(ctx, fn, grid, block, smem, args);
     for (int i = 0; i < reps && !bad; i++) {
         bad |= cu_check(ctx, cu.EventRecord(e0, NULL), "cuEventRecord");
-        bad |= kf_cuda_launch(ctx, fn, grid, block, smem, params);
+        bad |= kf_cuda_launch(ctx, fn, grid, block, smem, args);
         bad |= cu_check(ctx, cu.EventRecord(e1, NULL), "cuEventRecord");
         bad |= cu_check(ctx, cu.EventSynchronize(e1), "running a kernel being tuned");
         if (!bad) bad |= cu_check(ctx, cu.EventElapsedTime(&t[i], e0, e1), "cuEventElapsedTime");
@@ -423,6 +437,10 @@ struct kf_cuda_plan {
     uint64_t *own;         /* per slot: the plan's device buffer (scratch: offset applied) */
     uint64_t scratch;
     uint64_t *table;       /* per slot: the pointers a run passes (kf_bufs) */
+    CUtensorMap *maps;     /* per launch: 2 tensor maps (kernels that take them),
+                              128-byte aligned inside mapmem */
+    void *mapmem;
+    uint64_t *mapped;      /* per launch: the pointers those maps were encoded for */
     int compile_only;
     char cache[900];
 };
@@ -430,6 +448,28 @@ struct kf_cuda_plan {
 static int64_t slot_bytes(const kf_slot *s)
 {
     return s->bytes;
+}
+
+/* The argument array of launch i with buffer table `table`: the table, then
+ * its tensor maps, (re-)encoded when the pointers they describe changed. */
+static int call_args(kf_cuda_plan *p, int i, uint64_t *table, void **args)
+{
+    kf_cuda_call *l = &p->prog.launch[i];
+    args[0] = table;
+    for (int j = 0; j < l->ntmap; j++) {
+        const kf_cuda_tmap *t = &l->tmap[j];
+        CUtensorMap *m = &p->maps[2 * i + j];
+        args[1 + j] = m;
+        if (t->slot < 0 || p->mapped[2 * i + j] == table[t->slot]) continue;
+        const unsigned one[3] = {1, 1, 1};
+        CUresult r = cu.TensorMapEncodeTiled(
+            m, t->bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16, (unsigned)t->rank,
+            (void *)(uintptr_t)table[t->slot], t->dim, t->stride, t->box, one, CU_TENSOR_MAP_INTERLEAVE_NONE,
+            CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+        if (cu_check(p->ctx, r, "cuTensorMapEncodeTiled")) return -1;
+        p->mapped[2 * i + j] = table[t->slot];
+    }
+    return 0;
 }
 
 /* Tuning: large templates are timed in every configuration once; the
@@ -464,7 +504,9 @@ static int tune(kf_cuda_plan *p, kf_buf *note)
         kf_buf_printf(note, "/* kfuse-tuned: kernel %d:", kid);
         for (int j = i; j < g->nlaunch && g->launch[j].kernel == kid; j++) {
             kf_cuda_call *l = &g->launch[j];
-            double ms = kf_cuda_time(p->ctx, p->fn[j], l->grid, l->block, l->smem, p->table, 10);
+            void *args[3];
+            if (call_args(p, j, p->table, args)) return -1;
+            double ms = kf_cuda_time(p->ctx, p->fn[j], l->grid, l->block, l->smem, args, 10);
             if (ms < 0) return -1;
             char cn[64];
             kf_mm_cfg_name(l->variant, cn, sizeof cn);
@@ -486,11 +528,13 @@ static int tune(kf_cuda_plan *p, kf_buf *note)
     return 0;
 }
 
-kf_cuda_plan *kf_cuda_plan_new(struct kf_sched *s, const kf_options *o)
+int kf_cuda_plan_new(struct kf_sched *s, const kf_options *o, char *refused_epi, char *refused_pro,
+                     kf_cuda_plan **out)
 {
     kf_ctx *ctx = s->ctx;
+    *out = NULL;
     kf_cuda_plan *p = kf_malloc(ctx, sizeof *p);
-    if (!p) return NULL;
+    if (!p) return -1;
     memset(p, 0, sizeof *p);
     p->ctx = ctx;
     p->compile_only = o->compile_only;
@@ -501,18 +545,30 @@ kf_cuda_plan *kf_cuda_plan_new(struct kf_sched *s, const kf_options *o)
     tune_ud tu = {p, !o->compile_only && !(te && !strcmp(te, "0"))};
     kf_cuda_target t = {.sm_major = dev.major, .sm_minor = dev.minor, .nsm = dev.nsm, .smem_optin = dev.smem_optin,
                         .pick = pick_cached, .ud = &tu};
-    if (kf_cg_cuda_generate(s, &t, &p->prog)) goto fail;
+    int gen = kf_cg_cuda_generate(s, &t, refused_epi, refused_pro, &p->prog);
+    if (gen) {
+        kf_cuda_plan_free(p);
+        return gen;
+    }
     if (o->dump) fprintf(o->dump, "# generated CUDA source: %zu bytes\n", strlen(p->prog.prog.source));
     if (kf_cuda_compile(ctx, p->prog.prog.source, o->cache_dir, dev.major, dev.minor, o->compile_only, &p->mod))
         goto fail;
-    if (o->compile_only) return p;
+    if (o->compile_only) {
+        *out = p;
+        return 0;
+    }
 
     kf_cuda_prog *g = &p->prog;
     int ns = g->prog.nslots;
     p->fn = kf_malloc(ctx, sizeof *p->fn * (size_t)(g->nlaunch + 1));
     p->own = kf_malloc(ctx, sizeof *p->own * (size_t)(ns + 1));
     p->table = kf_malloc(ctx, sizeof *p->table * (size_t)(ns + 1));
-    if (!p->fn || !p->own || !p->table) goto fail;
+    p->mapmem = kf_malloc(ctx, sizeof *p->maps * (size_t)(2 * g->nlaunch + 2));
+    p->maps = (CUtensorMap *)(((uintptr_t)p->mapmem + 127) & ~(uintptr_t)127);
+    p->mapped = kf_malloc(ctx, sizeof *p->mapped * (size_t)(2 * g->nlaunch + 1));
+    if (!p->fn || !p->own || !p->table || !p->mapmem || !p->mapped) goto fail;
+    memset(p->maps, 0, sizeof *p->maps * (size_t)(2 * g->nlaunch + 1));
+    memset(p->mapped, 0, sizeof *p->mapped * (size_t)(2 * g->nlaunch + 1));
     memset(p->own, 0, sizeof *p->own * (size_t)(ns + 1));
     memset(p->table, 0, sizeof *p->table * (size_t)(ns + 1));
     for (int i = 0; i < g->nlaunch; i++)
@@ -543,10 +599,11 @@ kf_cuda_plan *kf_cuda_plan_new(struct kf_sched *s, const kf_options *o)
     }
     kf_buf_free(&note);
     if (rc) goto fail;
-    return p;
+    *out = p;
+    return 0;
 fail:
     kf_cuda_plan_free(p);
-    return NULL;
+    return -1;
 }
 
 void kf_cuda_plan_free(kf_cuda_plan *p)
@@ -559,6 +616,8 @@ void kf_cuda_plan_free(kf_cuda_plan *p)
     kf_free(p->ctx, p->fn);
     kf_free(p->ctx, p->own);
     kf_free(p->ctx, p->table);
+    kf_free(p->ctx, p->mapmem);
+    kf_free(p->ctx, p->mapped);
     kf_cuda_prog_free(p->ctx, &p->prog);
     kf_free(p->ctx, p);
 }
@@ -570,8 +629,10 @@ static kf_status launch_all(kf_cuda_plan *p, uint64_t *table)
     kf_cuda_prog *g = &p->prog;
     for (int i = 0; i < g->nlaunch; i++) {
         kf_cuda_call *l = &g->launch[i];
+        void *args[3];
         if (!p->fn[i]) continue;
-        if (kf_cuda_launch(p->ctx, p->fn[i], l->grid, l->block, l->smem, table)) return KF_ERR_RUNTIME;
+        if (call_args(p, i, table, args) || kf_cuda_launch(p->ctx, p->fn[i], l->grid, l->block, l->smem, args))
+            return KF_ERR_RUNTIME;
     }
     return KF_OK;
 }

@@ -40,10 +40,10 @@ void kf_cuda_unload(kf_cuda_module *m);
  * bytes; NULL with an error. */
 void *kf_cuda_function(kf_ctx *ctx, kf_cuda_module *m, const char *name, unsigned smem);
 
-/* Launches fn on the default stream; params points to the kernel's one
- * argument (the buffer table).  Asynchronous. */
+/* Launches fn on the default stream; args[i] points to the kernel's
+ * argument i (the buffer table, then any tensor maps).  Asynchronous. */
 int kf_cuda_launch(kf_ctx *ctx, void *fn, const unsigned grid[3], const unsigned block[3], unsigned smem,
-                   void *params);
+                   void **args);
 int kf_cuda_alloc(kf_ctx *ctx, size_t bytes, uint64_t *dptr);
 void kf_cuda_free(uint64_t dptr);
 int kf_cuda_h2d(kf_ctx *ctx, uint64_t dst, const void *src, size_t bytes);
@@ -53,7 +53,7 @@ int kf_cuda_sync(kf_ctx *ctx); /* waits for queued work; reports its errors */
 /* Milliseconds one launch of fn takes: the median of reps, after a warm-up;
  * < 0 on error. */
 double kf_cuda_time(kf_ctx *ctx, void *fn, const unsigned grid[3], const unsigned block[3], unsigned smem,
-                    void *params, int reps);
+                    void **args, int reps);
 
 
 
@@ -63,8 +63,11 @@ typedef struct kf_cuda_plan kf_cuda_plan;
 /* Generates the CUDA source of schedule s, compiles and loads it, gives
  * every buffer slot device memory, and tunes the tile configuration of
  * large mm templates (the winner cached by shape, dtype and fused code).
- * With o->compile_only: stops after NVRTC's PTX.  NULL with an error. */
-kf_cuda_plan *kf_cuda_plan_new(struct kf_sched *s, const kf_options *o);
+ * With o->compile_only: stops after NVRTC's PTX.  0 with *out set; 1 when
+ * an external backend refused part of its fusion (marked in refused_epi /
+ * refused_pro, as kf_cg_cuda_generate): schedule again; -1 with an error. */
+int kf_cuda_plan_new(struct kf_sched *s, const kf_options *o, char *refused_epi, char *refused_pro,
+                     kf_cuda_plan **out);
 void kf_cuda_plan_free(kf_cuda_plan *p);
 const char *kf_cuda_plan_source(const kf_cuda_plan *p);
 /* Host buffers: copied in, the kernels run, copied out; synchronous. */

@@ -178,6 +178,291 @@ template <int BF16> KF_INLINE void kf_wgmma_n256(float *d, uint64_t da, uint64_t
 #endif
 
 #if KF_MM_TC && KF_MM_WGMMA
+/* The epilogue of one warpgroup's 64 x BN accumulators d, rows m0 ..,
+ * columns n0 ..: value e + 2h + 4j of a thread is row 16 wq + lane / 4 + 8h,
+ * column 8j + 2 (lane % 4) + e. */
+template <int BN>
+KF_INLINE void KF_MM_CAT(KF_MM_FN, _wg_epi)(const kf_bufs &B, int64_t b, const float *d, int64_t m0, int64_t n0, int lane)
+{
+    const int64_t M = KF_MM_M, N = KF_MM_N;
+    const int wq = (threadIdx.x >> 5) & 3;
+#if KF_MM_EPI8
+    /* 8-wide: a quad's four groups of 8 columns transposed through
+     * shuffles, then each lane stores 8 consecutive columns of its row */
+#pragma unroll
+    for (int t = 0; t < BN / 32; t++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            float x[4][2], w[8];
+#pragma unroll
+            for (int g = 0; g < 4; g++) {
+                x[g][0] = d[(4 * t + g) * 4 + h * 2];
+                x[g][1] = d[(4 * t + g) * 4 + h * 2 + 1];
+            }
+            kf_quad_t8(x, w, lane);
+            int64_t m = m0 + wq * 16 + (lane >> 2) + h * 8, n = n0 + (4 * t + (lane & 3)) * 8;
+            if (m < M && n + 8 <= N) {
+                KF_MM_STORE8(B, b, m, n, w);
+            } else if (m < M) {
+#pragma unroll
+                for (int e = 0; e < 8; e++)
+                    if (n + e < N) KF_MM_STORE(B, b, m, n + e, w[e]);
+            }
+        }
+#else
+#pragma unroll
+    for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            int64_t m = m0 + wq * 16 + (lane >> 2) + h * 8, n = n0 + j * 8 + (lane & 3) * 2;
+            if (m < M && n + 1 < N) {
+                KF_MM_STORE(B, b, m, n, d[j * 4 + h * 2]);
+                KF_MM_STORE(B, b, m, n + 1, d[j * 4 + h * 2 + 1]);
+            } else if (m < M && n < N) {
+                KF_MM_STORE(B, b, m, n, d[j * 4 + h * 2]);
+            }
+        }
+#endif
+}
+
+#endif
+
+#if KF_MM_WGMMA == 2 && !defined(KF_MM_WS_COMMON)
+#define KF_MM_WS_COMMON
+/* The warp-specialised kernel's machinery: tensor maps (the driver's
+ * CUtensorMap, 128 opaque bytes, passed as __grid_constant__ parameters),
+ * the Tensor Memory Accelerator's tile loads and the shared-memory barriers
+ * (mbarrier) that hand stages between producer and consumers. */
+struct __align__(64) kf_tmap {
+    uint64_t q[16];
+};
+KF_INLINE void kf_mbar_init(uint32_t bar, int count)
+{
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+KF_INLINE void kf_mbar_arrive(uint32_t bar)
+{
+    asm volatile("{\n.reg .b64 st;\nmbarrier.arrive.shared::cta.b64 st, [%0];\n}\n" ::"r"(bar) : "memory");
+}
+/* the bytes the stage's tile loads will deliver, announced without arriving */
+KF_INLINE void kf_mbar_expect(uint32_t bar, uint32_t bytes)
+{
+    asm volatile("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+KF_INLINE void kf_mbar_arrive_expect(uint32_t bar, uint32_t bytes)
+{
+    asm volatile("{\n.reg .b64 st;\nmbarrier.arrive.expect_tx.shared::cta.b64 st, [%0], %1;\n}\n" ::"r"(bar),
+                 "r"(bytes) : "memory");
+}
+/* until the phase of the given parity has completed */
+KF_INLINE void kf_mbar_wait(uint32_t bar, uint32_t parity)
+{
+    asm volatile("{\n.reg .pred p;\nKF_WAIT:\n"
+                 "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
+                 "@!p bra KF_WAIT;\n}\n" ::"r"(bar), "r"(parity) : "memory");
+}
+KF_INLINE void kf_tma2(uint32_t dst, const kf_tmap &m, int c0, int c1, uint32_t bar)
+{
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n"
+                 ::"r"(dst), "l"((uint64_t)&m), "r"(c0), "r"(c1), "r"(bar) : "memory");
+}
+KF_INLINE void kf_tma3(uint32_t dst, const kf_tmap &m, int c0, int c1, int c2, uint32_t bar)
+{
+    asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n"
+                 ::"r"(dst), "l"((uint64_t)&m), "r"(c0), "r"(c1), "r"(c2), "r"(bar) : "memory");
+}
+template <int R> KF_INLINE void kf_setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(R)); }
+template <int R> KF_INLINE void kf_setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(R)); }
+#endif
+
+#if KF_MM_TC && KF_MM_WGMMA == 2
+/* ---------------------------------------------------------------- Hopper: warp-specialised
+ * sm_90a, persistent: a grid of at most one block per multiprocessor walks
+ * the output tiles (BM x BN, batch included) in grouped order.  Warpgroup 0
+ * is the producer: it fills a ring of S stages (the wgmma layouts of the
+ * kernel below), plain operands by TMA tile loads issued by one thread
+ * (KF_MM_A_TMA / KF_MM_B_TMA: the tensor map's rank, 3 when batched), an
+ * operand with a prologue computed by its 128 threads (8 consecutive
+ * values each, the prologue applied, packed, stored to the swizzled place
+ * and fenced for the tensor cores' proxy).  Warpgroups 1 .. BM / 64 are
+ * consumers, each 64 x BN with wgmma.  Stage s has two barriers: full[s]
+ * (the loads' bytes and, with a prologue, the producer threads' arrivals)
+ * and empty[s] (every consumer thread, once its products on the stage are
+ * done).  The producer runs up to S stages ahead, into the next tile while
+ * the consumers run the epilogue.  Registers are moved from the producer
+ * to the consumers with setmaxnreg. */
+#define KF_MM_NT ((KF_MM_BM / 64 + 1) * 128)
+/* registers a thread: 168 at launch (65536 / 384); setmaxnreg.inc waits
+ * until the pool has them, so the consumers take exactly what the
+ * producer gives up: (168 - P) * 128 = (C - 168) * 256 */
+#if defined(KF_MM_A_TMA) && defined(KF_MM_B_TMA)
+#define KF_MM_PRODUCER_REGS 40
+#define KF_MM_CONSUMER_REGS 232
+#else
+#define KF_MM_PRODUCER_REGS 88
+#define KF_MM_CONSUMER_REGS 208
+#endif
+extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1)
+    KF_MM_FN(const __grid_constant__ kf_bufs B, const __grid_constant__ kf_tmap TA, const __grid_constant__ kf_tmap TB)
+{
+    enum {
+        BM = KF_MM_BM, BN = KF_MM_BN, S = KF_MM_STAGES, NC = BM / 64, BCH = BN / 8,
+        A_BYTES = BM * 128, B_BYTES = (BN / 64) * 8192, STAGE_BYTES = A_BYTES + B_BYTES, NACC = BN / 2
+    };
+    static_assert(KF_MM_BK == 64 && BM % 64 == 0 && (BN == 128 || BN == 256) && S >= 2, "wgmma tile");
+    static_assert(BM == 128 && (64 * BCH) % 128 == 0, "producer tile loads, register split");
+    extern __shared__ __align__(1024) unsigned char kf_smem[];
+    __shared__ __align__(8) uint64_t kf_bars[2 * S];
+    const int64_t M = KF_MM_M, N = KF_MM_N, K = KF_MM_K;
+    const int nm = (int)((M + BM - 1) / BM), nn = (int)((N + BN - 1) / BN), KT = (int)((K + 63) / 64);
+    const int64_t per_batch = (int64_t)nm * nn, tiles = per_batch * KF_MM_BATCH;
+    const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31;
+    /* the swizzle acts on address bits 4-9: stages start on 1024 bytes */
+    const uint32_t sbase = (kf_smem_u32(kf_smem) + 1023u) & ~1023u;
+    const uint32_t full0 = kf_smem_u32(&kf_bars[0]), empty0 = kf_smem_u32(&kf_bars[S]);
+    (void)TA;
+    (void)TB;
+#if defined(KF_MM_A_TMA) && defined(KF_MM_B_TMA)
+    const int producers = 1;
+#else
+    const int producers = 128;
+#endif
+    if (tid == 0) {
+        for (int s = 0; s < S; s++) {
+            kf_mbar_init(full0 + 8 * s, producers);
+            kf_mbar_init(empty0 + 8 * s, NC * 128);
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+
+    if (wg == 0) {
+        /* ---- the producer */
+        kf_setmaxnreg_dec<KF_MM_PRODUCER_REGS>();
+        if (producers == 1 && tid != 0) return;
+        int it = 0;
+        for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
+            int tm, tn;
+            const int64_t b = t / per_batch;
+            kf_mm_tile((int)(t % per_batch), nm, nn, &tm, &tn);
+            const int64_t m0 = (int64_t)tm * BM, n0 = (int64_t)tn * BN;
+            (void)b;
+            for (int kt = 0; kt < KT; kt++, it++) {
+                const int s = it % S;
+                if (it >= S) kf_mbar_wait(empty0 + 8 * s, ((it / S) - 1) & 1);
+                const uint32_t sa = sbase + s * STAGE_BYTES, sb = sa + A_BYTES, full = full0 + 8 * s;
+                const int64_t k0 = (int64_t)kt * 64;
+                (void)sb;
+                (void)full;
+                (void)k0;
+#if defined(KF_MM_A_TMA) || defined(KF_MM_B_TMA)
+                if (tid == 0) {
+                    uint32_t bytes = 0;
+#ifdef KF_MM_A_TMA
+                    bytes += A_BYTES;
+#endif
+#ifdef KF_MM_B_TMA
+                    bytes += B_BYTES;
+#endif
+                    if (producers == 1) kf_mbar_arrive_expect(full, bytes);
+                    else kf_mbar_expect(full, bytes);
+#if KF_MM_A_TMA == 3
+                    kf_tma3(sa, TA, (int)k0, (int)m0, (int)b, full);
+#elif defined(KF_MM_A_TMA)
+                    kf_tma2(sa, TA, (int)k0, (int)m0, full);
+#endif
+#pragma unroll
+                    for (int j = 0; j < BN / 64; j++) {
+#if KF_MM_B_TMA == 3
+                        kf_tma3(sb + j * 8192, TB, (int)n0 + 64 * j, (int)k0, (int)b, full);
+#elif defined(KF_MM_B_TMA)
+                        kf_tma2(sb + j * 8192, TB, (int)n0 + 64 * j, (int)k0, full);
+#endif
+                    }
+                }
+#endif
+#ifndef KF_MM_A_TMA
+#pragma unroll 2
+                for (int i = 0; i < BM * 8 / 128; i++) {
+                    int idx = tid + i * 128, r = idx >> 3, c = idx & 7;
+                    int64_t gm = m0 + r, gk = k0 + c * 8;
+                    float v[8];
+                    if (gm < M && gk + 8 <= K) {
+#pragma unroll
+                        for (int j = 0; j < 8; j++) v[j] = (float)KF_MM_LOAD_A(B, b, gm, gk + j);
+                    } else {
+#pragma unroll
+                        for (int j = 0; j < 8; j++) v[j] = (gm < M && gk + j < K) ? (float)KF_MM_LOAD_A(B, b, gm, gk + j) : 0.0f;
+                    }
+                    kf_st_shared16(sa + r * 128 + ((c ^ (r & 7)) << 4), v);
+                }
+#endif
+#ifndef KF_MM_B_TMA
+#pragma unroll 2
+                for (int i = 0; i < 64 * BCH / 128; i++) {
+                    int idx = tid + i * 128, r = idx / BCH, cc = idx % BCH;
+                    int64_t gk = k0 + r, gn = n0 + cc * 8;
+                    float v[8];
+                    if (gk < K && gn + 8 <= N) {
+#pragma unroll
+                        for (int j = 0; j < 8; j++) v[j] = (float)KF_MM_LOAD_B(B, b, gk, gn + j);
+                    } else {
+#pragma unroll
+                        for (int j = 0; j < 8; j++) v[j] = (gk < K && gn + j < N) ? (float)KF_MM_LOAD_B(B, b, gk, gn + j) : 0.0f;
+                    }
+                    kf_st_shared16(sb + (cc >> 3) * 8192 + r * 128 + (((cc & 7) ^ (r & 7)) << 4), v);
+                }
+#endif
+#if !defined(KF_MM_A_TMA) || !defined(KF_MM_B_TMA)
+                kf_fence_async_smem(); /* the stores, read next by the tensor cores */
+                kf_mbar_arrive(full);
+#endif
+            }
+        }
+        return;
+    }
+
+    /* ---- the consumers */
+    kf_setmaxnreg_inc<KF_MM_CONSUMER_REGS>();
+    const int cw = wg - 1;
+    int it = 0;
+    float d[NACC];
+    for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
+        int tm, tn;
+        const int64_t b = t / per_batch;
+        kf_mm_tile((int)(t % per_batch), nm, nn, &tm, &tn);
+        const int64_t m0 = (int64_t)tm * BM, n0 = (int64_t)tn * BN;
+#pragma unroll
+        for (int i = 0; i < NACC; i++) d[i] = 0.0f;
+        int pend = -1; /* the stage whose products are still in flight */
+        for (int kt = 0; kt < KT; kt++, it++) {
+            const int s = it % S;
+            kf_mbar_wait(full0 + 8 * s, (it / S) & 1);
+            const uint32_t st = sbase + s * STAGE_BYTES, sa = st + cw * 64 * 128, sb = st + A_BYTES;
+            kf_wg_fence();
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++) {
+                const uint64_t da = kf_wg_desc(sa + kk * 32, 16, 1024), db = kf_wg_desc(sb + kk * 2048, 8192, 1024);
+                if (BN == 256) kf_wgmma_n256<KF_MM_BF16>(d, da, db);
+                else kf_wgmma_n128<KF_MM_BF16>(d, da, db);
+            }
+            kf_wg_commit();
+            kf_wg_wait<1>();
+            if (pend >= 0) kf_mbar_arrive(empty0 + 8 * pend);
+            pend = s;
+        }
+        kf_wg_wait<0>();
+        if (pend >= 0) kf_mbar_arrive(empty0 + 8 * pend);
+#pragma unroll
+        for (int i = 0; i < NACC; i++) kf_reg_fence(d[i]);
+        KF_MM_CAT(KF_MM_FN, _wg_epi)<BN>(B, b, d, m0 + cw * 64, n0, lane);
+    }
+}
+#undef KF_MM_NT
+#undef KF_MM_PRODUCER_REGS
+#undef KF_MM_CONSUMER_REGS
+
+#elif KF_MM_TC && KF_MM_WGMMA
 /* ---------------------------------------------------------------- Hopper: wgmma
  * sm_90a.  Plain operands are staged by cp.async, those with a prologue
  * through registers while the previous tile's products run.  A block of BM / 64
@@ -316,46 +601,7 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1) KF_MM_FN(const __grid_
     kf_cp_async_wait<0>();
 #pragma unroll
     for (int i = 0; i < NACC; i++) kf_reg_fence(d[i]);
-    /* the epilogue from the accumulators: value e + 2h + 4j of a thread is
-     * row 16 wq + lane / 4 + 8h, column 8j + 2 (lane % 4) + e of the
-     * warpgroup's 64 x BN */
-#if KF_MM_EPI8
-    /* 8-wide: a quad's four groups of 8 columns transposed through
-     * shuffles, then each lane stores 8 consecutive columns of its row */
-#pragma unroll
-    for (int t = 0; t < BN / 32; t++)
-#pragma unroll
-        for (int h = 0; h < 2; h++) {
-            float x[4][2], w[8];
-#pragma unroll
-            for (int g = 0; g < 4; g++) {
-                x[g][0] = d[(4 * t + g) * 4 + h * 2];
-                x[g][1] = d[(4 * t + g) * 4 + h * 2 + 1];
-            }
-            kf_quad_t8(x, w, lane);
-            int64_t m = m0 + wg * 64 + wq * 16 + (lane >> 2) + h * 8, n = n0 + (4 * t + (lane & 3)) * 8;
-            if (m < M && n + 8 <= N) {
-                KF_MM_STORE8(B, b, m, n, w);
-            } else if (m < M) {
-#pragma unroll
-                for (int e = 0; e < 8; e++)
-                    if (n + e < N) KF_MM_STORE(B, b, m, n + e, w[e]);
-            }
-        }
-#else
-#pragma unroll
-    for (int j = 0; j < BN / 8; j++)
-#pragma unroll
-        for (int h = 0; h < 2; h++) {
-            int64_t m = m0 + wg * 64 + wq * 16 + (lane >> 2) + h * 8, n = n0 + j * 8 + (lane & 3) * 2;
-            if (m < M && n + 1 < N) {
-                KF_MM_STORE(B, b, m, n, d[j * 4 + h * 2]);
-                KF_MM_STORE(B, b, m, n + 1, d[j * 4 + h * 2 + 1]);
-            } else if (m < M && n < N) {
-                KF_MM_STORE(B, b, m, n, d[j * 4 + h * 2]);
-            }
-        }
-#endif
+    KF_MM_CAT(KF_MM_FN, _wg_epi)<BN>(B, b, d, m0 + wg * 64, n0, lane);
 }
 #undef KF_MM_NT
 

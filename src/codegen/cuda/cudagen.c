@@ -9,7 +9,11 @@
  *   template   templates/cuda/mm.cu instantiated through KF_MM_* macros,
  *              with inline prologue and epilogue functions, on tensor
  *              cores for f16 and bf16;
- *   extern     not yet: a backend's CUDA side is future work.
+ *   extern     the backend's CUDA source through the fusion spec that gen.c
+ *              builds (kf_cg_extern): the hooks as device functions, its
+ *              __device__ ENTRY(void **args), and a __global__ shell here
+ *              that builds args from B and launches with the backend's
+ *              grid and block, checked against CUDA's limits.
  * Every kernel takes the buffer table by value (kf_bufs, a __grid_constant__
  * parameter), so the declarations of kf_cg_emit_decls read B[slot] as they
  * do on the CPU.
@@ -41,13 +45,17 @@ const kf_mm_cfg kf_mm_cfgs[] = {
     {128, 256, 64, 64, 256, 4, 1}, /* 10: wgmma, 2 warpgroups of 64x256 */
     {128, 128, 64, 64, 128, 4, 1}, /* 11: wgmma, 2 warpgroups of 64x128 */
     {128, 256, 64, 64, 256, 3, 1}, /* 12: wgmma */
+    {128, 256, 64, 64, 256, 4, 2}, /* 13: warp-specialised: TMA, a producer warpgroup, persistent */
+    {128, 128, 64, 64, 128, 6, 2}, /* 14 */
+    {128, 256, 64, 64, 256, 3, 2}, /* 15 */
+    {128, 128, 64, 64, 128, 4, 2}, /* 16 */
 };
 const int kf_mm_ncfgs = (int)(sizeof kf_mm_cfgs / sizeof *kf_mm_cfgs);
 
 void kf_mm_cfg_name(int i, char *buf, size_t sz)
 {
     const kf_mm_cfg *f = &kf_mm_cfgs[i];
-    if (f->wgmma) snprintf(buf, sz, "%dx%dx%d wgmma s%d", f->bm, f->bn, f->bk, f->stages);
+    if (f->wgmma) snprintf(buf, sz, "%dx%dx%d %s s%d", f->bm, f->bn, f->bk, f->wgmma == 2 ? "wgmma-ws" : "wgmma", f->stages);
     else snprintf(buf, sz, "%dx%dx%d w%dx%d s%d", f->bm, f->bn, f->bk, f->wm, f->wn, f->stages);
 }
 
@@ -124,6 +132,7 @@ static void decompose(cuda_gen *G, kf_idx *ix, const char *pfx, const char *f, i
 
 static unsigned cfg_threads(const kf_mm_cfg *f)
 {
+    if (f->wgmma == 2) return (unsigned)((f->bm / 64 + 1) * 128); /* a producer warpgroup */
     return f->wgmma ? (unsigned)(f->bm / 64 * 128) : (unsigned)((f->bm / f->wm) * (f->bn / f->wn) * 32);
 }
 
@@ -271,6 +280,43 @@ static bool wg_ok(cuda_gen *G, const kf_mm_cfg *f, bool pa, bool pb)
     (void)pb;
     if (G->t->sm_major != 9) return false;
     return G->t->smem_optin <= 0 || cfg_smem(f, true) <= (unsigned)G->t->smem_optin;
+}
+
+/* The warp-specialised kernel's launch: persistent (a block per
+ * multiprocessor at most, over every tile of every batch) and, for each
+ * plain operand (a or b, else NULL), a TMA tensor map: A as [batch,] M rows
+ * of K, boxes of 64 k x BM rows; B as [batch,] K rows of N, boxes of 64 n x
+ * 64 k.  KF_MM_A_TMA / KF_MM_B_TMA tell the kernel the map's rank; an
+ * operand without one is computed by the producer threads. */
+static void ws_launch(cuda_gen *G, kf_buf *out, kf_cuda_call *l, const kf_mm_cfg *f, const kf_node *a,
+                      const kf_node *b, int64_t tiles, int64_t batch)
+{
+    kf_node *mm = G->c.k->anchor;
+    int64_t M = mm->shape[mm->ndim - 2], N = mm->shape[mm->ndim - 1], K = mm->in[0]->shape[mm->in[0]->ndim - 1];
+    int nsm = G->t->nsm > 0 ? G->t->nsm : 132;
+    l->grid[0] = (unsigned)(tiles < nsm ? tiles : nsm);
+    l->grid[1] = 1;
+    l->ntmap = 2;
+    const int64_t lim = (int64_t)1 << 31;
+    const kf_node *op[2] = {a, b};
+    for (int i = 0; i < 2; i++) {
+        kf_cuda_tmap *t = &l->tmap[i];
+        t->slot = -1;
+        if (!op[i] || M >= lim || N >= lim || K >= lim || batch >= lim) continue;
+        int64_t rows = i ? K : M, cols = i ? N : K;
+        t->slot = G->c.slot[op[i]->id];
+        t->bf16 = mm->dtype == KF_BF16;
+        t->rank = op[i]->ndim == 2 ? 2 : 3;
+        t->dim[0] = (uint64_t)cols;
+        t->dim[1] = (uint64_t)rows;
+        t->dim[2] = (uint64_t)batch;
+        t->stride[0] = (uint64_t)cols * 2;
+        t->stride[1] = (uint64_t)(rows * cols) * 2;
+        t->box[0] = 64;
+        t->box[1] = i ? 64 : (unsigned)f->bm;
+        t->box[2] = 1;
+        kf_buf_printf(out, "#define KF_MM_%c_TMA %d\n", i ? 'B' : 'A', t->rank);
+    }
 }
 
 /* Emits the buffer loads under pointwise node n at ix (those that
@@ -474,6 +520,7 @@ static void gen_template(cuda_gen *G, kf_buf *out)
                 l->variant = v;
                 l->tuned = pick < 0;
                 snprintf(l->key, sizeof l->key, "%s", key);
+                if (f->wgmma == 2) ws_launch(G, out, l, f, pa ? A : NULL, pb ? Bn : NULL, tiles * batch, batch);
             }
         } else {
             kf_buf_printf(out, "/* kfuse-tile: kernel %d simt 64x64x16 (%s) */\n", id, T);
@@ -487,7 +534,7 @@ static void gen_template(cuda_gen *G, kf_buf *out)
         kf_buf_puts(out, "\n#undef KF_MM_FN\n");
         if (tc)
             kf_buf_puts(out, "#undef KF_MM_BM\n#undef KF_MM_BN\n#undef KF_MM_BK\n#undef KF_MM_WM\n#undef KF_MM_WN\n"
-                             "#undef KF_MM_STAGES\n#undef KF_MM_WGMMA\n");
+                             "#undef KF_MM_STAGES\n#undef KF_MM_WGMMA\n#undef KF_MM_A_TMA\n#undef KF_MM_B_TMA\n");
     }
     kf_buf_puts(out, "#undef KF_MM_TC\n#undef KF_MM_BF16\n#undef KF_MM_T\n#undef KF_MM_BATCH\n#undef KF_MM_M\n"
                      "#undef KF_MM_N\n#undef KF_MM_K\n#undef KF_MM_DIRECT_EPI\n#undef KF_MM_LOAD_A\n#undef KF_MM_LOAD_B\n#undef KF_MM_STORE\n"
@@ -496,25 +543,54 @@ static void gen_template(cuda_gen *G, kf_buf *out)
     if (pb) kf_buf_puts(out, "#undef KF_MM_B_PTR\n");
 }
 
-int kf_cg_cuda_generate(kf_sched *s, const kf_cuda_target *t, kf_cuda_prog *out)
+/* An external template's kernel: the backend's launch shape, checked
+ * (every dim positive, grid within 2^31-1 x 65535 x 65535, block within
+ * 1024 x 1024 x 64 and 1024 threads in all), becomes this kernel's launch. */
+static const char *extern_shell(kf_cg *c, const kf_backend *be, const kf_fused_kernel *fk, void *ud)
+{
+    cuda_gen *G = ud;
+    static const int64_t gmax[3] = {2147483647, 65535, 65535}, bmax[3] = {1024, 1024, 64};
+    int64_t threads = 1;
+    bool ok = true;
+    for (int d = 0; d < 3; d++) {
+        ok = ok && fk->grid[d] >= 1 && fk->grid[d] <= gmax[d] && fk->block[d] >= 1 && fk->block[d] <= bmax[d];
+        if (ok) threads *= fk->block[d];
+    }
+    if (!ok || threads > 1024) {
+        kf_err(c->ctx, KF_ERR_COMPILE,
+               "error: backend '%s' returned a bad CUDA launch shape for %s: grid %" PRId64 " x %" PRId64 " x %" PRId64
+               ", block %" PRId64 " x %" PRId64 " x %" PRId64 " (each dim at least 1; grid at most 2147483647 x "
+               "65535 x 65535; block at most 1024 x 1024 x 64, 1024 threads in all)",
+               be->name, c->k->anchor->ext_op, fk->grid[0], fk->grid[1], fk->grid[2], fk->block[0], fk->block[1],
+               fk->block[2]);
+        return NULL;
+    }
+    const char *name = kf_cg_fmt(c, "kf_k%d", c->k->id);
+    kf_cuda_call *l = add_launch(G, name, fk->grid[0], (unsigned)fk->block[0], 0);
+    if (!l) {
+        kf_err(c->ctx, KF_ERR_NOMEM, "out of memory in the CUDA code generator");
+        return NULL;
+    }
+    for (int d = 1; d < 3; d++) {
+        l->grid[d] = (unsigned)fk->grid[d];
+        l->block[d] = (unsigned)fk->block[d];
+    }
+    return kernel_sig(G, name, (int)threads);
+}
+
+int kf_cg_cuda_generate(kf_sched *s, const kf_cuda_target *t, char *refused_epi, char *refused_pro, kf_cuda_prog *out)
 {
     kf_graph *g = s->g;
     kf_ctx *ctx = s->ctx;
     memset(out, 0, sizeof *out);
     kf_arena ar;
     kf_arena_init(&ar, ctx);
-    cuda_gen G = {.c = {.ctx = ctx, .s = s, .g = g, .ar = &ar}, .t = t, .out = out, .small = true};
+    cuda_gen G = {.c = {.ctx = ctx, .s = s, .g = g, .ar = &ar, .refused_epi = refused_epi, .refused_pro = refused_pro},
+                  .t = t, .out = out, .small = true};
     kf_cg *c = &G.c;
     kf_buf src, kern;
     kf_buf_init(&src, ctx);
     kf_buf_init(&kern, ctx);
-    for (int i = 0; i < s->nk; i++)
-        if (s->k[i]->kind == KF_KERN_EXTERN) {
-            kf_err(ctx, KF_ERR_UNSUPPORTED,
-                   "error: backend '%s' has no CUDA side for %s; compile for the CPU, or without that backend",
-                   s->k[i]->anchor->backend->name, s->k[i]->anchor->ext_op);
-            goto fail;
-        }
     if (kf_cg_init(c, &out->prog)) goto fail;
     for (int i = 0; i < g->nnodes; i++)
         if (kf_node_numel(g->nodes[i]) >= ((int64_t)1 << 31)) G.small = false;
@@ -526,9 +602,17 @@ int kf_cg_cuda_generate(kf_sched *s, const kf_cuda_target *t, kf_cuda_prog *out)
         case KF_KERN_POINTWISE: gen_pointwise(&G, &kern); break;
         case KF_KERN_REDUCTION: gen_reduction(&G, &kern); break;
         case KF_KERN_TEMPLATE: gen_template(&G, &kern); break;
-        case KF_KERN_EXTERN: break;
+        case KF_KERN_EXTERN: kf_cg_extern(c, KF_DEVICE_CUDA, &kern, extern_shell, &G); break;
         }
         if (ctx->status != KF_OK) goto fail;
+        if (c->retry) { /* a backend refused hooks: schedule again */
+            kf_buf_free(&src);
+            kf_buf_free(&kern);
+            kf_free(ctx, c->memo);
+            kf_arena_free(&ar);
+            kf_cuda_prog_free(ctx, out);
+            return 1;
+        }
         kf_buf_puts(&kern, "\n");
     }
     kf_buf_puts(&src, "/* generated by kfuse for CUDA */\n");

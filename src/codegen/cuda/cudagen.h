@@ -11,6 +11,18 @@
 
 #include "../gen.h"
 
+/* A TMA tensor map (the warp-specialised mm kernel's plain operands), encoded
+ * by the runtime at launch from the slot's pointer: 128-byte swizzle, zeros
+ * outside. */
+typedef struct kf_cuda_tmap {
+    int slot;              /* -1: unused (a zeroed map is passed) */
+    int bf16;              /* element type: bf16, else f16 */
+    int rank;              /* 2, or 3 with the batch dim */
+    uint64_t dim[3];       /* elements, innermost first */
+    uint64_t stride[2];    /* bytes, of dims 1 and 2 */
+    unsigned box[3];       /* elements, innermost first (the batch's: 1) */
+} kf_cuda_tmap;
+
 /* One kernel launch of the wrapper, in run order. */
 typedef struct kf_cuda_call {
     char name[48];
@@ -20,6 +32,8 @@ typedef struct kf_cuda_call {
     unsigned grid[3], block[3];
     unsigned smem;         /* dynamic shared memory bytes */
     char key[40];          /* mm templates: hash of shape, dtype and fused code */
+    int ntmap;             /* 2: the kernel takes (kf_bufs, tensor map A, tensor map B) */
+    kf_cuda_tmap tmap[2];
 } kf_cuda_call;
 
 typedef struct kf_cuda_prog {
@@ -31,7 +45,8 @@ typedef struct kf_cuda_prog {
 /* The tile configurations of the tensor-core mm template. */
 typedef struct kf_mm_cfg {
     int bm, bn, bk, wm, wn, stages;
-    int wgmma; /* 1: the Hopper kernel (sm_90): warpgroups of 64 x bn */
+    int wgmma; /* 1: the Hopper kernel (sm_90): warpgroups of 64 x bn; 2: its
+                  warp-specialised, persistent form (TMA loads) */
 } kf_mm_cfg;
 extern const kf_mm_cfg kf_mm_cfgs[];
 extern const int kf_mm_ncfgs;
@@ -47,9 +62,10 @@ typedef struct kf_cuda_target {
     void *ud;
 } kf_cuda_target;
 
-/* 0, or -1 with an error on the context (KF_ERR_UNSUPPORTED for what the
- * CUDA target cannot do: external templates). */
-int kf_cg_cuda_generate(kf_sched *s, const kf_cuda_target *t, kf_cuda_prog *out);
+/* 0: done; 1: an external backend refused part of its fusion, marked in
+ * refused_epi / refused_pro (per node id): schedule again (as
+ * kf_cg_c_generate); -1: an error on the context. */
+int kf_cg_cuda_generate(kf_sched *s, const kf_cuda_target *t, char *refused_epi, char *refused_pro, kf_cuda_prog *out);
 void kf_cuda_prog_free(kf_ctx *ctx, kf_cuda_prog *p);
 /* "128x256x32 w64x64 s3", "128x256x64 wgmma s4" */
 void kf_mm_cfg_name(int cfg, char *buf, size_t sz);
