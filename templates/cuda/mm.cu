@@ -278,45 +278,60 @@ template <int R> KF_INLINE void kf_setmaxnreg_inc() { asm volatile("setmaxnreg.i
 #if KF_MM_TC && KF_MM_WGMMA == 2
 /* ---------------------------------------------------------------- Hopper: warp-specialised
  * sm_90a, persistent: a grid of at most one block per multiprocessor walks
- * the output tiles (BM x BN, batch included) in grouped order.  Warpgroup 0
- * is the producer: it fills a ring of S stages (the wgmma layouts of the
- * kernel below), plain operands by TMA tile loads issued by one thread
- * (KF_MM_A_TMA / KF_MM_B_TMA: the tensor map's rank, 3 when batched), an
- * operand with a prologue computed by its 128 threads (8 consecutive
- * values each, the prologue applied, packed, stored to the swizzled place
- * and fenced for the tensor cores' proxy).  Warpgroups 1 .. BM / 64 are
- * consumers, each 64 x BN with wgmma.  Stage s has two barriers: full[s]
- * (the loads' bytes and, with a prologue, the producer threads' arrivals)
- * and empty[s] (every consumer thread, once its products on the stage are
- * done).  The producer runs up to S stages ahead, into the next tile while
- * the consumers run the epilogue.  Registers are moved from the producer
- * to the consumers with setmaxnreg. */
-#define KF_MM_NT ((KF_MM_BM / 64 + 1) * 128)
-/* registers a thread: 168 at launch (65536 / 384); setmaxnreg.inc waits
- * until the pool has them, so the consumers take exactly what the
- * producer gives up: (168 - P) * 128 = (C - 168) * 256 */
+ * the output tiles (BM x BN, batch included) in grouped order.  The first
+ * warpgroups are producers: they fill a ring of S stages (the wgmma layouts
+ * of the kernel below), plain operands by TMA tile loads issued by one
+ * thread (KF_MM_A_TMA / KF_MM_B_TMA: the tensor map's rank, 3 when
+ * batched), an operand with a prologue computed by all their threads (8
+ * consecutive values each, every chunk's loads issued before its stores,
+ * the prologue applied, packed, stored to the swizzled place and fenced for
+ * the tensor cores' proxy).  The other BM / 64 warpgroups are consumers,
+ * each 64 x BN with wgmma.  Stage s has two barriers: full[s] (the loads'
+ * bytes and, with a prologue, the producer threads' arrivals) and empty[s]
+ * (every consumer thread, once its products on the stage are done).  The
+ * producers run up to S stages ahead, into the next tile while the
+ * consumers run the epilogue.  Registers move from producers to consumers
+ * with setmaxnreg. */
+/* Producer warpgroups: one (only TMA: one thread issues), or two taking
+ * turns at stages when an operand is computed and BN is 128, so that two
+ * stages' loads are in flight (BN 256 needs 64 x 256 accumulators a
+ * consumer: more registers than 65536 / 512 threads allow).  Registers a
+ * thread at launch: 65536 / threads (168, or 128 with two producers: then
+ * the split stays even); setmaxnreg.inc waits until the pool has them, so
+ * the consumers take exactly what the producers give up: (L - P) *
+ * producers = (C - L) * consumers; ptxas keeps the code after .dec within
+ * P.  KF_MM_NPRO must match the launch (ws_launch in cudagen.c). */
 #if defined(KF_MM_A_TMA) && defined(KF_MM_B_TMA)
+#define KF_MM_NPRO 1
 #define KF_MM_PRODUCER_REGS 40
 #define KF_MM_CONSUMER_REGS 232
-#else
+#define KF_MM_WS_G 1
+#elif KF_MM_BN == 256
+#define KF_MM_NPRO 1
 #define KF_MM_PRODUCER_REGS 88
 #define KF_MM_CONSUMER_REGS 208
+#define KF_MM_WS_G 4 /* chunks a producer thread loads before it stores */
+#else
+#define KF_MM_NPRO 2
+#define KF_MM_WS_G 8
 #endif
+#define KF_MM_NT ((KF_MM_BM / 64 + KF_MM_NPRO) * 128)
 extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1)
     KF_MM_FN(const __grid_constant__ kf_bufs B, const __grid_constant__ kf_tmap TA, const __grid_constant__ kf_tmap TB)
 {
     enum {
-        BM = KF_MM_BM, BN = KF_MM_BN, S = KF_MM_STAGES, NC = BM / 64, BCH = BN / 8,
+        BM = KF_MM_BM, BN = KF_MM_BN, S = KF_MM_STAGES, NC = BM / 64, BCH = BN / 8, NP = 128,
         A_BYTES = BM * 128, B_BYTES = (BN / 64) * 8192, STAGE_BYTES = A_BYTES + B_BYTES, NACC = BN / 2
     };
     static_assert(KF_MM_BK == 64 && BM % 64 == 0 && (BN == 128 || BN == 256) && S >= 2, "wgmma tile");
-    static_assert(BM == 128 && (64 * BCH) % 128 == 0, "producer tile loads, register split");
+    static_assert(BM == 128 && (BM * 8 / NP) % KF_MM_WS_G == 0 && (64 * BCH / NP) % KF_MM_WS_G == 0,
+                  "producer tile loads, register split");
     extern __shared__ __align__(1024) unsigned char kf_smem[];
     __shared__ __align__(8) uint64_t kf_bars[2 * S];
     const int64_t M = KF_MM_M, N = KF_MM_N, K = KF_MM_K;
     const int nm = (int)((M + BM - 1) / BM), nn = (int)((N + BN - 1) / BN), KT = (int)((K + 63) / 64);
     const int64_t per_batch = (int64_t)nm * nn, tiles = per_batch * KF_MM_BATCH;
-    const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31;
+    const int wg = threadIdx.x >> 7, tid = threadIdx.x & 127, lane = threadIdx.x & 31;
     /* the swizzle acts on address bits 4-9: stages start on 1024 bytes */
     const uint32_t sbase = (kf_smem_u32(kf_smem) + 1023u) & ~1023u;
     const uint32_t full0 = kf_smem_u32(&kf_bars[0]), empty0 = kf_smem_u32(&kf_bars[S]);
@@ -325,9 +340,9 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1)
 #if defined(KF_MM_A_TMA) && defined(KF_MM_B_TMA)
     const int producers = 1;
 #else
-    const int producers = 128;
+    const int producers = NP;
 #endif
-    if (tid == 0) {
+    if (threadIdx.x == 0) {
         for (int s = 0; s < S; s++) {
             kf_mbar_init(full0 + 8 * s, producers);
             kf_mbar_init(empty0 + 8 * s, NC * 128);
@@ -336,9 +351,11 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1)
     }
     __syncthreads();
 
-    if (wg == 0) {
-        /* ---- the producer */
+    if (wg < KF_MM_NPRO) {
+        /* ---- the producers */
+#ifdef KF_MM_PRODUCER_REGS
         kf_setmaxnreg_dec<KF_MM_PRODUCER_REGS>();
+#endif
         if (producers == 1 && tid != 0) return;
         int it = 0;
         for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
@@ -348,6 +365,7 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1)
             const int64_t m0 = (int64_t)tm * BM, n0 = (int64_t)tn * BN;
             (void)b;
             for (int kt = 0; kt < KT; kt++, it++) {
+                if (KF_MM_NPRO > 1 && it % KF_MM_NPRO != wg) continue; /* the other's stage */
                 const int s = it % S;
                 if (it >= S) kf_mbar_wait(empty0 + 8 * s, ((it / S) - 1) & 1);
                 const uint32_t sa = sbase + s * STAGE_BYTES, sb = sa + A_BYTES, full = full0 + 8 * s;
@@ -382,35 +400,61 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1)
                 }
 #endif
 #ifndef KF_MM_A_TMA
-#pragma unroll 2
-                for (int i = 0; i < BM * 8 / 128; i++) {
-                    int idx = tid + i * 128, r = idx >> 3, c = idx & 7;
-                    int64_t gm = m0 + r, gk = k0 + c * 8;
-                    float v[8];
-                    if (gm < M && gk + 8 <= K) {
+                if (m0 + BM <= M && k0 + 64 <= K) {
+                    /* inside: no branch between the chunks, so that the
+                     * loads of G chunks are issued before the first store */
 #pragma unroll
-                        for (int j = 0; j < 8; j++) v[j] = (float)KF_MM_LOAD_A(B, b, gm, gk + j);
-                    } else {
+                    for (int i0 = 0; i0 < BM * 8 / NP; i0 += KF_MM_WS_G) {
+                        float v[KF_MM_WS_G][8];
+#pragma unroll
+                        for (int i = 0; i < KF_MM_WS_G; i++) {
+                            int idx = tid + (i0 + i) * NP;
+#pragma unroll
+                            for (int j = 0; j < 8; j++) v[i][j] = (float)KF_MM_LOAD_A(B, b, m0 + (idx >> 3), k0 + (idx & 7) * 8 + j);
+                        }
+#pragma unroll
+                        for (int i = 0; i < KF_MM_WS_G; i++) {
+                            int idx = tid + (i0 + i) * NP, r = idx >> 3, c = idx & 7;
+                            kf_st_shared16(sa + r * 128 + ((c ^ (r & 7)) << 4), v[i]);
+                        }
+                    }
+                } else {
+                    for (int i = 0; i < BM * 8 / NP; i++) {
+                        int idx = tid + i * NP, r = idx >> 3, c = idx & 7;
+                        int64_t gm = m0 + r, gk = k0 + c * 8;
+                        float v[8];
 #pragma unroll
                         for (int j = 0; j < 8; j++) v[j] = (gm < M && gk + j < K) ? (float)KF_MM_LOAD_A(B, b, gm, gk + j) : 0.0f;
+                        kf_st_shared16(sa + r * 128 + ((c ^ (r & 7)) << 4), v);
                     }
-                    kf_st_shared16(sa + r * 128 + ((c ^ (r & 7)) << 4), v);
                 }
 #endif
 #ifndef KF_MM_B_TMA
-#pragma unroll 2
-                for (int i = 0; i < 64 * BCH / 128; i++) {
-                    int idx = tid + i * 128, r = idx / BCH, cc = idx % BCH;
-                    int64_t gk = k0 + r, gn = n0 + cc * 8;
-                    float v[8];
-                    if (gk < K && gn + 8 <= N) {
+                if (n0 + BN <= N && k0 + 64 <= K) {
 #pragma unroll
-                        for (int j = 0; j < 8; j++) v[j] = (float)KF_MM_LOAD_B(B, b, gk, gn + j);
-                    } else {
+                    for (int i0 = 0; i0 < 64 * BCH / NP; i0 += KF_MM_WS_G) {
+                        float v[KF_MM_WS_G][8];
+#pragma unroll
+                        for (int i = 0; i < KF_MM_WS_G; i++) {
+                            int idx = tid + (i0 + i) * NP;
+#pragma unroll
+                            for (int j = 0; j < 8; j++) v[i][j] = (float)KF_MM_LOAD_B(B, b, k0 + idx / BCH, n0 + (idx % BCH) * 8 + j);
+                        }
+#pragma unroll
+                        for (int i = 0; i < KF_MM_WS_G; i++) {
+                            int idx = tid + (i0 + i) * NP, r = idx / BCH, cc = idx % BCH;
+                            kf_st_shared16(sb + (cc >> 3) * 8192 + r * 128 + (((cc & 7) ^ (r & 7)) << 4), v[i]);
+                        }
+                    }
+                } else {
+                    for (int i = 0; i < 64 * BCH / NP; i++) {
+                        int idx = tid + i * NP, r = idx / BCH, cc = idx % BCH;
+                        int64_t gk = k0 + r, gn = n0 + cc * 8;
+                        float v[8];
 #pragma unroll
                         for (int j = 0; j < 8; j++) v[j] = (gk < K && gn + j < N) ? (float)KF_MM_LOAD_B(B, b, gk, gn + j) : 0.0f;
+                        kf_st_shared16(sb + (cc >> 3) * 8192 + r * 128 + (((cc & 7) ^ (r & 7)) << 4), v);
                     }
-                    kf_st_shared16(sb + (cc >> 3) * 8192 + r * 128 + (((cc & 7) ^ (r & 7)) << 4), v);
                 }
 #endif
 #if !defined(KF_MM_A_TMA) || !defined(KF_MM_B_TMA)
@@ -423,8 +467,10 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1)
     }
 
     /* ---- the consumers */
+#ifdef KF_MM_CONSUMER_REGS
     kf_setmaxnreg_inc<KF_MM_CONSUMER_REGS>();
-    const int cw = wg - 1;
+#endif
+    const int cw = wg - KF_MM_NPRO;
     int it = 0;
     float d[NACC];
     for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
@@ -459,6 +505,8 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1)
     }
 }
 #undef KF_MM_NT
+#undef KF_MM_WS_G
+#undef KF_MM_NPRO
 #undef KF_MM_PRODUCER_REGS
 #undef KF_MM_CONSUMER_REGS
 

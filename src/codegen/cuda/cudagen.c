@@ -297,12 +297,14 @@ static void ws_launch(cuda_gen *G, kf_buf *out, kf_cuda_call *l, const kf_mm_cfg
     l->grid[0] = (unsigned)(tiles < nsm ? tiles : nsm);
     l->grid[1] = 1;
     l->ntmap = 2;
-    const int64_t lim = (int64_t)1 << 31;
+    const int64_t lim = (int64_t)1 << 31; /* TMA coordinates are int32 */
+    if (M >= lim || N >= lim || K >= lim || batch >= lim) a = b = NULL;
+    l->block[0] = (unsigned)((f->bm / 64 + ((a && b) || f->bn == 256 ? 1 : 2)) * 128); /* producers: mm.cu */
     const kf_node *op[2] = {a, b};
     for (int i = 0; i < 2; i++) {
         kf_cuda_tmap *t = &l->tmap[i];
         t->slot = -1;
-        if (!op[i] || M >= lim || N >= lim || K >= lim || batch >= lim) continue;
+        if (!op[i]) continue;
         int64_t rows = i ? K : M, cols = i ? N : K;
         t->slot = G->c.slot[op[i]->id];
         t->bf16 = mm->dtype == KF_BF16;
