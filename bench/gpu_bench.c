@@ -294,6 +294,8 @@ int main(int argc, char **argv)
                     n += (size_t)snprintf(tile + n, sizeof tile - n, "    %.*s\n", (int)(e - p - 3), p + 3);
                     p = e;
                 }
+                const char *note = strstr(kf_compiled_explain(c, 0), "\nnote: ");
+                if (note && n < sizeof tile - 100) snprintf(tile + n, sizeof tile - n, "    %s", note + 1);
             }
             hout[v] = malloc(obytes);
             CK(cudaMemcpy(hout[v], dout[v][0], obytes, cudaMemcpyDeviceToHost));

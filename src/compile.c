@@ -25,6 +25,7 @@ struct kf_compiled {
     int nkernels;
     char *explain_text, *explain_json;
     kf_cuda_plan *cuda;     /* the CUDA target's compiled graph */
+    char note[512];         /* a decision taken by measurement, for explain */
 };
 
 static void json_str(kf_buf *b, const char *s)
@@ -121,10 +122,125 @@ static int build_explain(kf_compiled *c, const kf_sched *s)
         list_nodes(&j, s, k, ROLE_ALL, true);
         kf_buf_puts(&j, "]}");
     }
-    kf_buf_puts(&j, "\n]}\n");
+    kf_buf_puts(&j, "\n]");
+    if (c->note[0]) {
+        kf_buf_printf(&t, "note: %s\n", c->note);
+        kf_buf_puts(&j, ", \"note\": ");
+        json_str(&j, c->note);
+    }
+    kf_buf_puts(&j, "}\n");
     c->explain_text = kf_buf_take(&t);
     c->explain_json = kf_buf_take(&j);
     return c->explain_text && c->explain_json ? 0 : -1;
+}
+
+/* Schedules and generates (CUDA: the same schedule; generate, compile with
+ * NVRTC, load and tune) into c; what an external backend refuses is
+ * scheduled again as unfused work, until it accepts everything it is
+ * given.  so's refusal arrays are updated. */
+static int plan(kf_graph *g, kf_sched_opts *so, const kf_options *o, kf_compiled *c, kf_sched **out)
+{
+    char *repi = (char *)so->refused_epilogue, *rpro = (char *)so->refused_prologue;
+    for (int round = 0;; round++) {
+        kf_sched *s = kf_sched_new(g, so);
+        if (!s) return -1;
+        if (o->dump) kf_sched_dump(s, o->dump);
+        int rc = o->device == KF_DEVICE_CUDA ? kf_cuda_plan_new(s, o, repi, rpro, &c->cuda)
+                                             : kf_cg_c_generate(s, repi, rpro, &c->prog);
+        if (rc == 0) {
+            *out = s;
+            return 0;
+        }
+        kf_sched_free(s);
+        if (rc < 0) return -1;
+        KF_ASSERT(round < g->nnodes + 2); /* each round unfuses something */
+    }
+}
+
+/* CUDA: an operand computed in an mm template's loads is not always
+ * cheaper than computing it apart and loading it plainly (the prologue's
+ * loads, repeated for every tile row or column, can cost more than the
+ * extra pass).  Where the product is large enough to be tuned, both plans
+ * are timed on the device, the faster kept and the choice cached by the
+ * kernels' tuning keys; explain says what was measured. */
+static int measured_prologues(kf_graph *g, kf_sched_opts *so, const kf_options *o, kf_compiled *c, kf_sched **ps)
+{
+    kf_sched *s = *ps;
+    if (!kf_cuda_plan_measures(c->cuda)) return 0;
+    char *rpro = (char *)so->refused_prologue;
+    char *mine = kf_malloc(c->ctx, (size_t)g->nnodes + 1);
+    if (!mine) return -1;
+    memcpy(mine, rpro, (size_t)g->nnodes + 1);
+    uint64_t h = 0xcbf29ce484222325ULL;
+    int nk = 0;
+    for (int i = 0; i < s->nk; i++) {
+        const kf_kernel *k = s->k[i];
+        const char *key = k->kind == KF_KERN_TEMPLATE ? kf_cuda_plan_key(c->cuda, k->id) : NULL;
+        if (!key || (!k->prologue[0] && !k->prologue[1])) continue;
+        const kf_node *mm = k->anchor, *a = mm->in[0];
+        double flops = 2.0 * (double)kf_node_numel(mm) * (double)a->shape[a->ndim - 1];
+        if (flops < 1e9) continue; /* as the tuner: only large products are timed */
+        for (int j = 0; j < 2; j++) {
+            if (!k->prologue[j]) continue;
+            kf_node *x = k->anchor->in[j];
+            while (kf_node_is_view(x)) x = x->in[0];
+            mine[x->id] = 1;
+        }
+        for (const char *p = key; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+        nk++;
+    }
+    if (!nk) {
+        kf_free(c->ctx, mine);
+        return 0;
+    }
+    char name[64];
+    snprintf(name, sizeof name, "prologue_%016llx", (unsigned long long)h);
+    int cached = kf_cuda_plan_cached(c->cuda, name);
+    if (cached == 1) { /* fused was faster */
+        kf_free(c->ctx, mine);
+        return 0;
+    }
+    /* the plan without those prologues */
+    kf_cuda_plan *fused = c->cuda;
+    c->cuda = NULL;
+    kf_sched_opts so2 = *so;
+    so2.refused_prologue = mine;
+    kf_sched *s2 = NULL;
+    if (plan(g, &so2, o, c, &s2)) {
+        c->cuda = fused;
+        kf_free(c->ctx, mine);
+        return -1;
+    }
+    double tf = -1, tu = -1;
+    if (cached < 0) {
+        tf = kf_cuda_plan_time(fused, 10);
+        tu = tf >= 0 ? kf_cuda_plan_time(c->cuda, 10) : -1;
+        if (tf < 0 || tu < 0) {
+            kf_cuda_plan_free(fused);
+            kf_sched_free(s2);
+            kf_free(c->ctx, mine);
+            return -1;
+        }
+        kf_cuda_plan_cache(c->cuda, name, tf <= tu);
+    }
+    if (cached < 0 && tf <= tu) { /* keep the fused plan */
+        kf_cuda_plan_free(c->cuda);
+        c->cuda = fused;
+        kf_sched_free(s2);
+    } else {
+        kf_cuda_plan_free(fused);
+        kf_sched_free(s);
+        *ps = s2;
+        memcpy(rpro, mine, (size_t)g->nnodes + 1);
+    }
+    if (cached < 0)
+        snprintf(c->note, sizeof c->note, "measured on the device: %d mm prologue%s %s (whole plan %.4f ms fused, %.4f ms apart)",
+                 nk, nk > 1 ? "s" : "", tf <= tu ? "kept fused" : "computed apart", tf, tu);
+    else
+        snprintf(c->note, sizeof c->note, "measured on the device earlier (cached): %d mm prologue%s computed apart", nk,
+                 nk > 1 ? "s" : "");
+    kf_free(c->ctx, mine);
+    return 0;
 }
 
 kf_compiled *kf_compile(kf_graph *g, const kf_options *opt)
@@ -151,19 +267,8 @@ kf_compiled *kf_compile(kf_graph *g, const kf_options *opt)
     c->threads = o.threads;
     kf_sched_opts so = {.no_fusion = o.no_fusion != 0, .no_template_fusion = o.no_template_fusion != 0,
                         .refused_epilogue = refused, .refused_prologue = refused + g->nnodes + 1};
-    /* schedule and generate (CUDA: the same schedule; generate, compile with
-     * NVRTC, load and tune); what an external backend refuses is scheduled
-     * again as unfused work, until it accepts everything it is given */
-    for (int round = 0;; round++) {
-        if (!(s = kf_sched_new(g, &so))) goto fail;
-        if (o.dump) kf_sched_dump(s, o.dump);
-        int rc = o.device == KF_DEVICE_CUDA ? kf_cuda_plan_new(s, &o, refused, refused + g->nnodes + 1, &c->cuda)
-                                            : kf_cg_c_generate(s, refused, refused + g->nnodes + 1, &c->prog);
-        if (rc < 0) goto fail;
-        if (rc == 0) break;
-        KF_ASSERT(round < g->nnodes + 2); /* each round unfuses something */
-        kf_sched_free(s);
-    }
+    if (plan(g, &so, &o, c, &s)) goto fail;
+    if (c->cuda && measured_prologues(g, &so, &o, c, &s)) goto fail;
     c->nkernels = s->nk;
     if (build_explain(c, s)) goto fail;
     kf_sched_free(s);

@@ -681,6 +681,9 @@ static int cmd_bench(tool *t)
         printf("%.*s\n", (int)(e - src - 3), src + 3);
         src = e;
     }
+    /* decisions taken by measurement (explain's note) */
+    const char *note = strstr(kf_compiled_explain(t->plans[0], 0), "\nnote: ");
+    if (note) printf("%s", note + 1);
     if (interp_ms >= 0)
         printf("%-19s   1 run                         %9.3f ms  %6.2fx\n", "interpreter",
                interp_ms, meds[0] > 0 ? interp_ms / meds[0] : 0.0);

@@ -75,4 +75,17 @@ kf_status kf_cuda_plan_run(kf_cuda_plan *p, const void *const *in, void *const *
 /* Device buffers (NULL arrays: the plan's own); queued, not waited for. */
 kf_status kf_cuda_plan_run_device(kf_cuda_plan *p, void *const *din, void *const *dout);
 kf_status kf_cuda_plan_wait(kf_cuda_plan *p);
+/* Milliseconds one run of the whole plan takes on its own buffers (median of
+ * reps, after a warm-up); < 0 with an error. */
+double kf_cuda_plan_time(kf_cuda_plan *p, int reps);
+/* The tuning key of schedule kernel `kernel` (a tuned mm template), else
+ * NULL: shape, dtype, fused code and architecture. */
+const char *kf_cuda_plan_key(const kf_cuda_plan *p, int kernel);
+/* Did the plan tune (time) anything, or would it (tuning on, not
+ * compile_only)? */
+bool kf_cuda_plan_measures(const kf_cuda_plan *p);
+/* A decision cached beside the tuning results as kf_<name>.txt: the number
+ * stored, or -1 when there is none. */
+int kf_cuda_plan_cached(const kf_cuda_plan *p, const char *name);
+void kf_cuda_plan_cache(const kf_cuda_plan *p, const char *name, int v);
 #endif

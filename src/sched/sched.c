@@ -167,9 +167,10 @@ static void find_homes(sctx *c)
         for (int j = 0; j < ne; j++) to_tmpl |= is_template(eu[j]);
         if (to_tmpl) {
             /* a backend's kernel reads each input once per use: any chain
-             * may be its prologue, unless the backend refused it */
-            bool ok = eu[0]->op == KF_OP_EXTERN
-                ? !(c->o.refused_prologue && c->o.refused_prologue[i]) : prologue_ok(c, n);
+             * may be its prologue; neither where it was refused (by the
+             * backend, or by measurement: the CUDA target times both) */
+            bool ok = !(c->o.refused_prologue && c->o.refused_prologue[i]) &&
+                      (eu[0]->op == KF_OP_EXTERN || prologue_ok(c, n));
             if (ne == 1 && !c->o.no_template_fusion && ok) {
                 home[i] = eu[0]->id;
                 c->prologue[i] = 1;

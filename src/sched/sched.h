@@ -46,9 +46,10 @@ typedef struct kf_sched {
 
 typedef struct kf_sched_opts {
     bool no_fusion, no_template_fusion;
-    /* what external backends refused, per node (NULL: nothing): an epilogue
-     * root that must stay out of its template, a prologue input that must
-     * be realised */
+    /* what was refused, per node (NULL: nothing): an epilogue root that must
+     * stay out of its template (by a backend), a template input that must be
+     * realised rather than computed as a prologue (by a backend, or by the
+     * CUDA target's measurement) */
     const char *refused_epilogue, *refused_prologue;
 } kf_sched_opts;
 
