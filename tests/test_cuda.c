@@ -136,7 +136,7 @@ static void ops_graph(kf_ctx *ctx, kf_dtype dt)
 
 /* The mm template: tensor cores (f16, bf16) and SIMT (f32, f64), plain and
  * prologue operands, aligned and ragged, batched, with epilogues. */
-static void mm_graph(kf_ctx *ctx, kf_dtype dt)
+static void mm_graph(kf_ctx *ctx, kf_dtype dt, const char *prefix, const char *want)
 {
     kf_graph *g = kf_graph_new(ctx);
     kf_node *a = in(g, "a", dt, 2, (int64_t[]){256, 128});
@@ -159,7 +159,7 @@ static void mm_graph(kf_ctx *ctx, kf_dtype dt)
     kf_output(g, kf_matmul(g, ab, bb));
     kf_attrs tp = {0};
     kf_output(g, kf_matmul(g, kf_apply(g, "transpose", 1, &br, &tp), kf_apply(g, "transpose", 1, &ar, &tp)));
-    check_built(ctx, g, "mm", dt, NULL);
+    check_built(ctx, g, prefix, dt, want);
 }
 
 static kf_node *comp(kf_graph *g, const char *op, int nin, kf_node **v, int64_t axis, kf_node **res)
@@ -334,7 +334,27 @@ int main(int argc, char **argv)
     static const kf_dtype dts[] = {KF_F32, KF_F64, KF_F16, KF_BF16, KF_I32, KF_I64, KF_I8, KF_U8};
     for (size_t i = 0; i < sizeof dts / sizeof *dts; i++) ops_graph(ctx, dts[i]);
     static const kf_dtype mdt[] = {KF_F16, KF_BF16, KF_F32, KF_F64};
-    for (size_t i = 0; i < sizeof mdt / sizeof *mdt; i++) mm_graph(ctx, mdt[i]);
+    for (size_t i = 0; i < sizeof mdt / sizeof *mdt; i++) mm_graph(ctx, mdt[i], "mm", NULL);
+    /* the Hopper kernels, forced (compile_only stands for sm_90, so tuning
+     * would not pick them): wgmma, and the warp-specialised one with TMA
+     * operands, operands computed by one or two producer warpgroups,
+     * batched maps; assembled to sm_90a cubins, since ptxas is what
+     * checks their register budget */
+    static const struct {
+        const char *cfg, *name, *want;
+        kf_dtype dt;
+    } hop[] = {{"10", "mm_wgmma", "wgmma s4", KF_F16},
+               {"13", "mm_ws256", "wgmma-ws s4", KF_F16},
+               {"14", "mm_ws128", "wgmma-ws s6", KF_F16},
+               {"13", "mm_ws256", "wgmma-ws s4", KF_BF16}};
+    int mode = compile_mode;
+    compile_mode = 2;
+    for (size_t i = 0; i < sizeof hop / sizeof *hop; i++) {
+        setenv("KFUSE_CUDA_MM_CFG", hop[i].cfg, 1);
+        mm_graph(ctx, hop[i].dt, hop[i].name, hop[i].want);
+    }
+    unsetenv("KFUSE_CUDA_MM_CFG");
+    compile_mode = mode;
     rownorm_graph(KF_F32);
     rownorm_graph(KF_F16);
     fake_backend();
