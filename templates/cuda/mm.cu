@@ -175,6 +175,39 @@ template <int BF16> KF_INLINE void kf_wgmma_n256(float *d, uint64_t da, uint64_t
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]), "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]), "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
                  : "l"(da), "l"(db), "r"(1));
 }
+/* The products of one stage for a warpgroup's 64 x BN accumulators: A at
+ * sa (its 64 rows), B at sb, four k steps of 16, committed as one group. */
+template <int BN, int BF16> KF_INLINE void kf_wg_stage(float *d, uint32_t sa, uint32_t sb)
+{
+    kf_wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) {
+        const uint64_t da = kf_wg_desc(sa + kk * 32, 16, 1024), db = kf_wg_desc(sb + kk * 2048, 8192, 1024);
+        if (BN == 256) kf_wgmma_n256<BF16>(d, da, db);
+        else kf_wgmma_n128<BF16>(d, da, db);
+    }
+    kf_wg_commit();
+}
+#endif
+
+#if KF_MM_TC && KF_MM_EPI8
+/* One quad group of the 8-wide epilogue: x as the accumulator layouts hold
+ * it (see kf_quad_t8), transposed, then row m, columns n .. n + 7 (this
+ * lane's group) stored, element by element at the ragged edges. */
+KF_INLINE void KF_MM_CAT(KF_MM_FN, _put8)(const kf_bufs &B, int64_t b, const float (&x)[4][2], int64_t m, int64_t n,
+                                          int lane)
+{
+    const int64_t M = KF_MM_M, N = KF_MM_N;
+    float w[8];
+    kf_quad_t8(x, w, lane);
+    if (m < M && n + 8 <= N) {
+        KF_MM_STORE8(B, b, m, n, w);
+    } else if (m < M) {
+#pragma unroll
+        for (int e = 0; e < 8; e++)
+            if (n + e < N) KF_MM_STORE(B, b, m, n + e, w[e]);
+    }
+}
 #endif
 
 #if KF_MM_TC && KF_MM_WGMMA
@@ -184,7 +217,6 @@ template <int BF16> KF_INLINE void kf_wgmma_n256(float *d, uint64_t da, uint64_t
 template <int BN>
 KF_INLINE void KF_MM_CAT(KF_MM_FN, _wg_epi)(const kf_bufs &B, int64_t b, const float *d, int64_t m0, int64_t n0, int lane)
 {
-    const int64_t M = KF_MM_M, N = KF_MM_N;
     const int wq = (threadIdx.x >> 5) & 3;
 #if KF_MM_EPI8
     /* 8-wide: a quad's four groups of 8 columns transposed through
@@ -193,23 +225,16 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _wg_epi)(const kf_bufs &B, int64_t b, const f
     for (int t = 0; t < BN / 32; t++)
 #pragma unroll
         for (int h = 0; h < 2; h++) {
-            float x[4][2], w[8];
+            float x[4][2];
 #pragma unroll
             for (int g = 0; g < 4; g++) {
                 x[g][0] = d[(4 * t + g) * 4 + h * 2];
                 x[g][1] = d[(4 * t + g) * 4 + h * 2 + 1];
             }
-            kf_quad_t8(x, w, lane);
-            int64_t m = m0 + wq * 16 + (lane >> 2) + h * 8, n = n0 + (4 * t + (lane & 3)) * 8;
-            if (m < M && n + 8 <= N) {
-                KF_MM_STORE8(B, b, m, n, w);
-            } else if (m < M) {
-#pragma unroll
-                for (int e = 0; e < 8; e++)
-                    if (n + e < N) KF_MM_STORE(B, b, m, n + e, w[e]);
-            }
+            KF_MM_CAT(KF_MM_FN, _put8)(B, b, x, m0 + wq * 16 + (lane >> 2) + h * 8, n0 + (4 * t + (lane & 3)) * 8, lane);
         }
 #else
+    const int64_t M = KF_MM_M, N = KF_MM_N;
 #pragma unroll
     for (int j = 0; j < BN / 8; j++)
 #pragma unroll
@@ -485,14 +510,7 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1)
             const int s = it % S;
             kf_mbar_wait(full0 + 8 * s, (it / S) & 1);
             const uint32_t st = sbase + s * STAGE_BYTES, sa = st + cw * 64 * 128, sb = st + A_BYTES;
-            kf_wg_fence();
-#pragma unroll
-            for (int kk = 0; kk < 4; kk++) {
-                const uint64_t da = kf_wg_desc(sa + kk * 32, 16, 1024), db = kf_wg_desc(sb + kk * 2048, 8192, 1024);
-                if (BN == 256) kf_wgmma_n256<KF_MM_BF16>(d, da, db);
-                else kf_wgmma_n128<KF_MM_BF16>(d, da, db);
-            }
-            kf_wg_commit();
+            kf_wg_stage<BN, KF_MM_BF16>(d, sa, sb);
             kf_wg_wait<1>();
             if (pend >= 0) kf_mbar_arrive(empty0 + 8 * pend);
             pend = s;
@@ -633,14 +651,7 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1) KF_MM_FN(const __grid_
         if (nk < KT) load_tile(nk, nk % S, true);
         kf_cp_async_commit();
         const uint32_t st = sbase + (kt % S) * STAGE_BYTES, sa = st + wg * 64 * 128, sb = st + A_BYTES;
-        kf_wg_fence();
-#pragma unroll
-        for (int kk = 0; kk < 4; kk++) {
-            const uint64_t da = kf_wg_desc(sa + kk * 32, 16, 1024), db = kf_wg_desc(sb + kk * 2048, 8192, 1024);
-            if (BN == 256) kf_wgmma_n256<KF_MM_BF16>(d, da, db);
-            else kf_wgmma_n128<KF_MM_BF16>(d, da, db);
-        }
-        kf_wg_commit();
+        kf_wg_stage<BN, KF_MM_BF16>(d, sa, sb);
         /* an operand with a prologue: computed while the products run */
         if (regs && nk < KT) load_tile(nk, nk % S, false);
         kf_wg_wait<1>();
@@ -854,21 +865,14 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1) KF_MM_FN(const __grid_
         for (int t = 0; t < NI / 4; t++)
 #pragma unroll
             for (int h = 0; h < 2; h++) {
-                float x[4][2], w[8];
+                float x[4][2];
 #pragma unroll
                 for (int g = 0; g < 4; g++) {
                     x[g][0] = acc[i][4 * t + g][2 * h];
                     x[g][1] = acc[i][4 * t + g][2 * h + 1];
                 }
-                kf_quad_t8(x, w, lane);
-                int64_t m = m0 + wm0 + i * 16 + (lane >> 2) + h * 8, n = n0 + wn0 + (4 * t + (lane & 3)) * 8;
-                if (m < M && n + 8 <= N) {
-                    KF_MM_STORE8(B, b, m, n, w);
-                } else if (m < M) {
-#pragma unroll
-                    for (int e = 0; e < 8; e++)
-                        if (n + e < N) KF_MM_STORE(B, b, m, n + e, w[e]);
-                }
+                KF_MM_CAT(KF_MM_FN, _put8)(B, b, x, m0 + wm0 + i * 16 + (lane >> 2) + h * 8,
+                                           n0 + wn0 + (4 * t + (lane & 3)) * 8, lane);
             }
 #elif KF_MM_DIRECT_EPI
     /* the epilogue straight from the fragments (no shared-memory pass) */
