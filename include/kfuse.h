@@ -207,7 +207,10 @@ typedef struct kf_options {
 } kf_options;
 
 /* Compiles g (which must outlive nothing: the result is self-contained).
- * NULL on error, with the message on g's context. */
+ * NULL on error, with the message on g's context.  CUDA: large matmuls are
+ * tuned on the device (tile configurations, and whether a prologue is
+ * fused), so a first compile may take seconds; the choices are cached
+ * (KFUSE_CUDA_TUNE=0 turns this off). */
 kf_compiled *kf_compile(kf_graph *g, const kf_options *opt);
 void kf_compiled_free(kf_compiled *c);
 kf_status kf_run(kf_compiled *c, const void *const *inputs,
