@@ -16,7 +16,8 @@
  *              grid and block, checked against CUDA's limits.
  * Every kernel takes the buffer table by value (kf_bufs, a __grid_constant__
  * parameter), so the declarations of kf_cg_emit_decls read B[slot] as they
- * do on the CPU.
+ * do on the CPU; the warp-specialised mm kernel takes two TMA tensor maps
+ * after it (kf_cuda_tmap, encoded by the runtime at launch).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -45,7 +46,7 @@ const kf_mm_cfg kf_mm_cfgs[] = {
     {128, 256, 64, 64, 256, 4, 1}, /* 10: wgmma, 2 warpgroups of 64x256 */
     {128, 128, 64, 64, 128, 4, 1}, /* 11: wgmma, 2 warpgroups of 64x128 */
     {128, 256, 64, 64, 256, 3, 1}, /* 12: wgmma */
-    {128, 256, 64, 64, 256, 4, 2}, /* 13: warp-specialised: TMA, a producer warpgroup, persistent */
+    {128, 256, 64, 64, 256, 4, 2}, /* 13: warp-specialised: producer warpgroups, TMA, persistent */
     {128, 128, 64, 64, 128, 6, 2}, /* 14 */
     {128, 256, 64, 64, 256, 3, 2}, /* 15 */
     {128, 128, 64, 64, 128, 4, 2}, /* 16 */
