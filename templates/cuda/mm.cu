@@ -190,6 +190,28 @@ template <int BN, int BF16> KF_INLINE void kf_wg_stage(float *d, uint32_t sa, ui
 }
 #endif
 
+#if KF_MM_TC
+/* 8 consecutive values of an operand, the prologue applied: X = 0, A's row r
+ * (an m), columns c .. c + 7 (k); X = 1, B's row r (a k), columns c .. c + 7
+ * (n).  Zeros outside.  When all 8 are inside the calls are unconditional
+ * (IN: known inside), so that the loads of contiguous sources merge into
+ * vectors. */
+template <int X, bool IN>
+KF_INLINE void KF_MM_CAT(KF_MM_FN, _chunk)(const kf_bufs &B, int64_t b, int64_t r, int64_t c, float *v)
+{
+    const int64_t R = X ? KF_MM_K : KF_MM_M, C = X ? KF_MM_N : KF_MM_K;
+    if (IN || (r < R && c + 8 <= C)) {
+#pragma unroll
+        for (int j = 0; j < 8; j++) v[j] = X ? (float)KF_MM_LOAD_B(B, b, r, c + j) : (float)KF_MM_LOAD_A(B, b, r, c + j);
+    } else {
+#pragma unroll
+        for (int j = 0; j < 8; j++)
+            v[j] = r < R && c + j < C ? (X ? (float)KF_MM_LOAD_B(B, b, r, c + j) : (float)KF_MM_LOAD_A(B, b, r, c + j)) : 0.0f;
+    }
+}
+#define KF_MM_CHUNK(X, IN, B, b, r, c, v) KF_MM_CAT(KF_MM_FN, _chunk)<X, IN>(B, b, r, c, v)
+#endif
+
 #if KF_MM_TC && KF_MM_EPI8
 /* One quad group of the 8-wide epilogue: x as the accumulator layouts hold
  * it (see kf_quad_t8), transposed, then row m, columns n .. n + 7 (this
@@ -434,8 +456,7 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1)
 #pragma unroll
                         for (int i = 0; i < KF_MM_WS_G; i++) {
                             int idx = tid + (i0 + i) * NP;
-#pragma unroll
-                            for (int j = 0; j < 8; j++) v[i][j] = (float)KF_MM_LOAD_A(B, b, m0 + (idx >> 3), k0 + (idx & 7) * 8 + j);
+                            KF_MM_CHUNK(0, true, B, b, m0 + (idx >> 3), k0 + (idx & 7) * 8, v[i]);
                         }
 #pragma unroll
                         for (int i = 0; i < KF_MM_WS_G; i++) {
@@ -446,10 +467,8 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1)
                 } else {
                     for (int i = 0; i < BM * 8 / NP; i++) {
                         int idx = tid + i * NP, r = idx >> 3, c = idx & 7;
-                        int64_t gm = m0 + r, gk = k0 + c * 8;
                         float v[8];
-#pragma unroll
-                        for (int j = 0; j < 8; j++) v[j] = (gm < M && gk + j < K) ? (float)KF_MM_LOAD_A(B, b, gm, gk + j) : 0.0f;
+                        KF_MM_CHUNK(0, false, B, b, m0 + r, k0 + c * 8, v);
                         kf_st_shared16(sa + r * 128 + ((c ^ (r & 7)) << 4), v);
                     }
                 }
@@ -462,8 +481,7 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1)
 #pragma unroll
                         for (int i = 0; i < KF_MM_WS_G; i++) {
                             int idx = tid + (i0 + i) * NP;
-#pragma unroll
-                            for (int j = 0; j < 8; j++) v[i][j] = (float)KF_MM_LOAD_B(B, b, k0 + idx / BCH, n0 + (idx % BCH) * 8 + j);
+                            KF_MM_CHUNK(1, true, B, b, k0 + idx / BCH, n0 + (idx % BCH) * 8, v[i]);
                         }
 #pragma unroll
                         for (int i = 0; i < KF_MM_WS_G; i++) {
@@ -474,10 +492,8 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1)
                 } else {
                     for (int i = 0; i < 64 * BCH / NP; i++) {
                         int idx = tid + i * NP, r = idx / BCH, cc = idx % BCH;
-                        int64_t gk = k0 + r, gn = n0 + cc * 8;
                         float v[8];
-#pragma unroll
-                        for (int j = 0; j < 8; j++) v[j] = (gk < K && gn + j < N) ? (float)KF_MM_LOAD_B(B, b, gk, gn + j) : 0.0f;
+                        KF_MM_CHUNK(1, false, B, b, k0 + r, n0 + cc * 8, v);
                         kf_st_shared16(sb + (cc >> 3) * 8192 + r * 128 + (((cc & 7) ^ (r & 7)) << 4), v);
                     }
                 }
@@ -589,13 +605,7 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1) KF_MM_FN(const __grid_
 #else
             if (!async) {
                 float v[8];
-                if (gm < M && gk + 8 <= K) {
-#pragma unroll
-                    for (int j = 0; j < 8; j++) v[j] = (float)KF_MM_LOAD_A(B, b, gm, gk + j);
-                } else {
-#pragma unroll
-                    for (int j = 0; j < 8; j++) v[j] = (gm < M && gk + j < K) ? (float)KF_MM_LOAD_A(B, b, gm, gk + j) : 0.0f;
-                }
+                KF_MM_CHUNK(0, false, B, b, gm, gk, v);
                 kf_st_shared16(dst, v);
             }
 #endif
@@ -611,13 +621,7 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1) KF_MM_FN(const __grid_
 #else
             if (!async) {
                 float v[8];
-                if (gk < K && gn + 8 <= N) {
-#pragma unroll
-                    for (int j = 0; j < 8; j++) v[j] = (float)KF_MM_LOAD_B(B, b, gk, gn + j);
-                } else {
-#pragma unroll
-                    for (int j = 0; j < 8; j++) v[j] = (gk < K && gn + j < N) ? (float)KF_MM_LOAD_B(B, b, gk, gn + j) : 0.0f;
-                }
+                KF_MM_CHUNK(1, false, B, b, gk, gn, v);
                 kf_st_shared16(dst, v);
             }
 #endif
@@ -717,15 +721,7 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1) KF_MM_FN(const __grid_
                 (void)sb;
 #else
                 float v[8];
-                if (gm < M && gk + 8 <= K) {
-                    /* a whole chunk: unconditional, so that the compiler can
-                     * merge the loads of contiguous sources into vectors */
-#pragma unroll
-                    for (int j = 0; j < 8; j++) v[j] = (float)KF_MM_LOAD_A(B, b, gm, gk + j);
-                } else {
-#pragma unroll
-                    for (int j = 0; j < 8; j++) v[j] = (gm < M && gk + j < K) ? (float)KF_MM_LOAD_A(B, b, gm, gk + j) : 0.0f;
-                }
+                KF_MM_CHUNK(0, false, B, b, gm, gk, v);
                 areg[i] = make_uint4(kf_pack2<KF_MM_BF16>(v[0], v[1]), kf_pack2<KF_MM_BF16>(v[2], v[3]),
                                      kf_pack2<KF_MM_BF16>(v[4], v[5]), kf_pack2<KF_MM_BF16>(v[6], v[7]));
 #endif
@@ -742,13 +738,7 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1) KF_MM_FN(const __grid_
                 kf_cp_async16(sb + kf_swz<BCH>(r, ch), ok ? bp + gk * N + gn : bp, ok);
 #else
                 float v[8];
-                if (gk < K && gn + 8 <= N) {
-#pragma unroll
-                    for (int j = 0; j < 8; j++) v[j] = (float)KF_MM_LOAD_B(B, b, gk, gn + j);
-                } else {
-#pragma unroll
-                    for (int j = 0; j < 8; j++) v[j] = (gk < K && gn + j < N) ? (float)KF_MM_LOAD_B(B, b, gk, gn + j) : 0.0f;
-                }
+                KF_MM_CHUNK(1, false, B, b, gk, gn, v);
                 breg[i] = make_uint4(kf_pack2<KF_MM_BF16>(v[0], v[1]), kf_pack2<KF_MM_BF16>(v[2], v[3]),
                                      kf_pack2<KF_MM_BF16>(v[4], v[5]), kf_pack2<KF_MM_BF16>(v[6], v[7]));
 #endif
@@ -972,3 +962,5 @@ extern "C" __global__ void __launch_bounds__(256) KF_MM_FN(const __grid_constant
         }
 }
 #endif
+
+#undef KF_MM_CHUNK
