@@ -344,7 +344,7 @@ int main(int argc, char **argv)
         const char *cfg, *name, *want;
         kf_dtype dt;
     } hop[] = {{"10", "mm_wgmma", "wgmma s4", KF_F16},
-               {"13", "mm_ws256", "wgmma-ws s4", KF_F16},
+               {"13", "mm_ws256", "#define KF_MM_A_TMA 3", KF_F16}, /* ab @ bb: rank-3 maps */
                {"14", "mm_ws128", "wgmma-ws s6", KF_F16},
                {"13", "mm_ws256", "wgmma-ws s4", KF_BF16}};
     int mode = compile_mode;
