@@ -60,12 +60,13 @@
  * fails with an error naming the backend.  No dynamic shared memory: static
  * __shared__ only.  Buffers are device pointers, 16-byte aligned.
  *
- * Devices: implements() is asked once per node, while the graph is built
- * and before the device is known (q->device is then KF_DEVICE_CPU), so it
- * answers for every device the backend supports.  fuse() gets the device
- * compiled for in spec->device; for one the backend has no side for, it
- * returns nonzero with a message, and the compile stops with
- * "backend 'NAME' failed to fuse OP: message".
+ * Devices: implements() is asked per node while the graph is built, before
+ * the device is known (q->device is then KF_DEVICE_CPU), and again when the
+ * graph is compiled for another device (q->device is that device).  A node
+ * declined then is computed by kfuse's own ops for that compile (explain
+ * says so); the graph keeps the node for other compiles.  fuse() gets the
+ * device compiled for in spec->device; if it fails there, the compile
+ * stops with "backend 'NAME' failed to fuse OP: message".
  */
 #ifndef KFUSE_BACKEND_H
 #define KFUSE_BACKEND_H

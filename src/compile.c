@@ -25,7 +25,8 @@ struct kf_compiled {
     int nkernels;
     char *explain_text, *explain_json;
     kf_cuda_plan *cuda;     /* the CUDA target's compiled graph */
-    char note[512];         /* a decision taken by measurement, for explain */
+    char note[2][512];      /* decisions explain reports: backends lowered
+                               for the device, prologues by measurement */
 };
 
 static void json_str(kf_buf *b, const char *s)
@@ -123,12 +124,15 @@ static int build_explain(kf_compiled *c, const kf_sched *s)
         kf_buf_puts(&j, "]}");
     }
     kf_buf_puts(&j, "\n]");
-    if (c->note[0]) {
-        kf_buf_printf(&t, "note: %s\n", c->note);
-        kf_buf_puts(&j, ", \"note\": ");
-        json_str(&j, c->note);
+    bool first = true;
+    for (int i = 0; i < 2; i++) {
+        if (!c->note[i][0]) continue;
+        kf_buf_printf(&t, "note: %s\n", c->note[i]);
+        kf_buf_puts(&j, first ? ", \"notes\": [" : ", ");
+        json_str(&j, c->note[i]);
+        first = false;
     }
-    kf_buf_puts(&j, "}\n");
+    kf_buf_puts(&j, first ? "}\n" : "]}\n");
     c->explain_text = kf_buf_take(&t);
     c->explain_json = kf_buf_take(&j);
     return c->explain_text && c->explain_json ? 0 : -1;
@@ -234,10 +238,10 @@ static int measured_prologues(kf_graph *g, kf_sched_opts *so, const kf_options *
         memcpy(rpro, mine, (size_t)g->nnodes + 1);
     }
     if (cached < 0)
-        snprintf(c->note, sizeof c->note, "measured on the device: %d mm prologue%s %s (whole plan %.4f ms fused, %.4f ms apart)",
+        snprintf(c->note[1], sizeof c->note[1], "measured on the device: %d mm prologue%s %s (whole plan %.4f ms fused, %.4f ms apart)",
                  nk, nk > 1 ? "s" : "", tf <= tu ? "kept fused" : "computed apart", tf, tu);
     else
-        snprintf(c->note, sizeof c->note, "measured on the device earlier (cached): %d mm prologue%s computed apart", nk,
+        snprintf(c->note[1], sizeof c->note[1], "measured on the device earlier (cached): %d mm prologue%s computed apart", nk,
                  nk > 1 ? "s" : "");
     kf_free(c->ctx, mine);
     return 0;
@@ -262,7 +266,16 @@ kf_compiled *kf_compile(kf_graph *g, const kf_options *opt)
     }
     char *refused = kf_malloc(ctx, 2 * (size_t)g->nnodes + 2);
     kf_sched *s = NULL;
+    /* the builder asked the backends for the CPU; what they decline on this
+     * device is computed by kfuse's own ops (the edges are put back below) */
+    kf_edge_log *edges = NULL;
+    int nedges = 0, nlowered = 0;
     if (!c || !refused) goto fail;
+    if (o.device != KF_DEVICE_CPU && (nlowered = kf_graph_lower_declined(g, o.device, &edges, &nedges)) < 0) goto fail;
+    if (nlowered > 0)
+        snprintf(c->note[0], sizeof c->note[0],
+                 "%d external template%s declined by %s backend for this device: computed by kfuse's own kernels",
+                 nlowered, nlowered > 1 ? "s" : "", nlowered > 1 ? "their" : "its");
     memset(refused, 0, 2 * (size_t)g->nnodes + 2);
     c->threads = o.threads;
     kf_sched_opts so = {.no_fusion = o.no_fusion != 0, .no_template_fusion = o.no_template_fusion != 0,
@@ -273,6 +286,10 @@ kf_compiled *kf_compile(kf_graph *g, const kf_options *opt)
     if (build_explain(c, s)) goto fail;
     kf_sched_free(s);
     s = NULL;
+    kf_graph_restore_edges(edges, nedges);
+    kf_free(ctx, edges);
+    edges = NULL;
+    nedges = 0;
     kf_free(ctx, refused);
     refused = NULL;
     if (c->cuda) return c;
@@ -299,6 +316,8 @@ kf_compiled *kf_compile(kf_graph *g, const kf_options *opt)
     return c;
 fail:
     kf_sched_free(s);
+    kf_graph_restore_edges(edges, nedges);
+    kf_free(ctx, edges);
     kf_free(ctx, refused);
     kf_compiled_free(c);
     return NULL;

@@ -159,6 +159,19 @@ int64_t kf_slice_clamp(int64_t dim, int64_t *start, int64_t *end, int64_t step);
 /* The backend ABI's view of a node (contiguous strides). */
 void kf_tensor_desc_of(const kf_node *n, kf_tensor_desc *d, char *label, size_t labelsz);
 
+/* Compiling for a device other than the CPU (the builder asked the backends
+ * for the CPU): each external template's backend is asked again, for dev;
+ * where it declines, every edge and output that reads the node's results is
+ * pointed at the result's lowered reference (r->ref), logged in *log (to be
+ * freed with kf_free), until kf_graph_restore_edges puts them back.
+ * Returns how many nodes were declined, or -1 (no memory). */
+typedef struct kf_edge_log {
+    kf_node **at;
+    kf_node *was;
+} kf_edge_log;
+int kf_graph_lower_declined(kf_graph *g, kf_device dev, kf_edge_log **log, int *nlog);
+void kf_graph_restore_edges(kf_edge_log *log, int nlog);
+
 /* Reduction helpers: is axis d reduced by n (a KF_K_REDUCE node)? */
 bool kf_reduce_has_axis(const kf_node *n, int d);
 int64_t kf_reduce_count(const kf_node *n); /* elements per output */

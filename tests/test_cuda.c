@@ -205,13 +205,13 @@ static void rownorm_graph(kf_dtype dt)
 
 /* ---- a backend that misbehaves on CUDA ---- */
 
-enum { FAKE_OK, FAKE_BAD_BLOCK, FAKE_BAD_GRID, FAKE_FAILS, FAKE_REFUSES };
+enum { FAKE_OK, FAKE_BAD_BLOCK, FAKE_BAD_GRID, FAKE_FAILS, FAKE_REFUSES, FAKE_CPU_ONLY };
 static char fake_src[256];
 static int fake_args[64];
 
 static int fake_implements(void *ctx, const kf_op_query *q)
 {
-    (void)ctx;
+    if (*(const int *)ctx == FAKE_CPU_ONLY && q->device != KF_DEVICE_CPU) return 0;
     return !strcmp(q->op, "softmax");
 }
 
@@ -256,6 +256,37 @@ static int fake_compile(int mode, char *err, size_t errsz, bool *ext)
     kf_graph_free(g);
     kf_ctx_free(ctx);
     return nk;
+}
+
+/* A backend that declines the node on CUDA (asked again at compile time):
+ * the softmax is computed by kfuse's own kernels, explain says so, and the
+ * graph is left as it was built (compiled again with the backend willing,
+ * its kernel is back). */
+static void fake_lowered(void)
+{
+    static int m;
+    static const kf_backend fake = {.abi_version = KF_BACKEND_ABI_VERSION, .name = "fake", .ctx = &m,
+                                     .implements = fake_implements, .fuse = fake_fuse};
+    kf_ctx *ctx = kf_ctx_new(NULL);
+    kf_ctx_add_backend(ctx, &fake);
+    kf_graph *g = kf_graph_new(ctx);
+    kf_node *x = in(g, "x", KF_F32, 2, (int64_t[]){8, 40});
+    kf_output(g, kf_binary(g, "mul", comp(g, "softmax", 1, &x, -1, NULL), kf_scalar(g, 2, KF_F64)));
+    kf_options o = {.device = KF_DEVICE_CUDA, .compile_only = compile_mode};
+    for (int round = 0; round < 2; round++) {
+        m = round ? FAKE_OK : FAKE_CPU_ONLY;
+        cases++;
+        kf_compiled *c = kf_compile(g, &o);
+        bool ext = c && strstr(kf_compiled_source(c), "__device__ void kf_ext_k");
+        bool note = c && strstr(kf_compiled_explain(c, 0), "declined by its backend for this device");
+        bool ok = c && (round ? ext && !note : !ext && note && kf_compiled_num_kernels(c) >= 2);
+        printf("%s fake backend, %s: %s\n", ok ? "ok" : "FAIL", round ? "willing again" : "declines CUDA",
+               c ? kf_compiled_explain(c, 0) : kf_errmsg(ctx));
+        failures += !ok;
+        kf_compiled_free(c);
+    }
+    kf_graph_free(g);
+    kf_ctx_free(ctx);
 }
 
 static void fake_backend(void)
@@ -358,6 +389,7 @@ int main(int argc, char **argv)
     rownorm_graph(KF_F32);
     rownorm_graph(KF_F16);
     fake_backend();
+    fake_lowered();
     kf_ctx_free(ctx);
     printf("%d of %d cases failed\n", failures, cases);
     return failures ? 1 : 0;

@@ -693,6 +693,78 @@ void kf_tensor_desc_of(const kf_node *n, kf_tensor_desc *d, char *label, size_t 
     }
 }
 
+/* Would e's backend implement it on dev?  The query is the builder's. */
+static bool still_implements(kf_graph *g, const kf_node *e, kf_device dev)
+{
+    kf_tensor_desc ind[3], outd[3];
+    char lb[6][64];
+    int nres = 0;
+    if (e->nin > 3 || e->nresults > 3) return true;
+    for (int i = 0; i < e->nin; i++) kf_tensor_desc_of(e->in[i], &ind[i], lb[i], sizeof lb[i]);
+    for (int i = e->id + 1; i < g->nnodes && nres < e->nresults; i++) {
+        const kf_node *r = g->nodes[i];
+        if (r->op != KF_OP_RESULT || r->in[0] != e || r->attr.start < 0 || r->attr.start >= e->nresults) continue;
+        kf_tensor_desc_of(r, &outd[r->attr.start], lb[3 + r->attr.start], sizeof lb[3 + r->attr.start]);
+        nres++;
+    }
+    kf_op_query q = {e->ext_op, &e->attr, dev, e->nin, ind, nres, outd};
+    return e->backend->implements(e->backend->ctx, &q) != 0;
+}
+
+static int log_edge(kf_graph *g, kf_edge_log **log, int *nlog, int *cap, kf_node **at)
+{
+    if (*nlog == *cap) {
+        int nc = *cap ? 2 * *cap : 16;
+        kf_edge_log *l = kf_realloc(g->ctx, *log, sizeof *l * (size_t)nc);
+        if (!l) return -1;
+        *log = l;
+        *cap = nc;
+    }
+    (*log)[(*nlog)++] = (kf_edge_log){at, *at};
+    *at = (*at)->ref;
+    return 0;
+}
+
+int kf_graph_lower_declined(kf_graph *g, kf_device dev, kf_edge_log **log, int *nlog)
+{
+    *log = NULL;
+    *nlog = 0;
+    int cap = 0, ndeclined = 0;
+    char *declined = NULL;
+    for (int i = 0; i < g->nnodes; i++) {
+        kf_node *e = g->nodes[i];
+        if (e->op != KF_OP_EXTERN || still_implements(g, e, dev)) continue;
+        if (!declined && !(declined = kf_malloc(g->ctx, (size_t)g->nnodes))) return -1;
+        if (!ndeclined) memset(declined, 0, (size_t)g->nnodes);
+        declined[i] = 1;
+        ndeclined++;
+    }
+    if (!ndeclined) return 0;
+#define KF_DECLINED(x) ((x)->op == KF_OP_RESULT && (x)->ref && declined[(x)->in[0]->id])
+    for (int i = 0; i < g->nnodes; i++) {
+        kf_node *n = g->nodes[i];
+        for (int j = 0; j < n->nin; j++)
+            if (KF_DECLINED(n->in[j]) && log_edge(g, log, nlog, &cap, &n->in[j])) goto fail;
+    }
+    for (int j = 0; j < g->noutputs; j++)
+        if (KF_DECLINED(g->outputs[j]) && log_edge(g, log, nlog, &cap, &g->outputs[j])) goto fail;
+#undef KF_DECLINED
+    kf_free(g->ctx, declined);
+    return ndeclined;
+fail:
+    kf_graph_restore_edges(*log, *nlog);
+    kf_free(g->ctx, *log);
+    kf_free(g->ctx, declined);
+    *log = NULL;
+    *nlog = 0;
+    return -1;
+}
+
+void kf_graph_restore_edges(kf_edge_log *log, int nlog)
+{
+    for (int i = nlog - 1; i >= 0; i--) *log[i].at = log[i].was;
+}
+
 /* A composite is lowered to kfuse's own ops first (the reference), then
  * offered to the backends; one that claims it gets an extern node whose
  * results stand in for the lowered ones, which stay behind, unused, as the
