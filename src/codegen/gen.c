@@ -886,6 +886,19 @@ void kf_cg_reduce_step(kf_cg *c, kf_node *a, kf_idx *rix)
 /* The loader of matmul operand op (0: A at (b, m, k), 1: B at (b, k, n)) of
  * the current template kernel, its prologue applied, in the accumulation
  * type: KF_INLINE T kf_kN_prologue_a|b(TABLE B, BATCH b, int64_t, int64_t). */
+bool kf_cg_mm_operand_ptr(kf_cg *c, kf_buf *out, int op, kf_dtype dt, const char *ctype, int64_t align)
+{
+    const kf_node *mm = c->k->anchor, *x = mm->in[op];
+    if (c->k->prologue[op] || x->dtype != dt || c->s->kern[x->id] == c->k->id || kf_node_is_view(x)) return false;
+    if (x->shape[x->ndim - 1] % align) return false;
+    if (x->ndim != mm->ndim && x->ndim != 2) return false;
+    for (int d = 0; x->ndim == mm->ndim && d < x->ndim - 2; d++)
+        if (x->shape[d] != mm->shape[d]) return false;
+    kf_buf_printf(out, "#define KF_MM_%c_PTR(B, b) ((const %s *)(B)[%d] + %s)\n", op ? 'B' : 'A', ctype,
+                  c->slot[x->id], x->ndim == 2 ? "0" : op ? "(b) * KF_MM_K * KF_MM_N" : "(b) * KF_MM_M * KF_MM_K");
+    return true;
+}
+
 void kf_cg_mm_prologue(kf_cg *c, kf_buf *out, int op, const char *table, const char *batch)
 {
     kf_node *mm = c->k->anchor, *x = mm->in[op];

@@ -121,6 +121,12 @@ void kf_cg_end_fn(kf_cg *c, kf_buf *out, kf_buf *body, const char *sig);
 
 /* the mm template's operand loaders, prologues applied */
 void kf_cg_mm_prologue(kf_cg *c, kf_buf *out, int op, const char *table, const char *batch);
+/* Can the template read operand op (0: a, 1: b) of the kernel's mm in place:
+ * no prologue, of dtype dt, its own buffer (computed elsewhere, not a view),
+ * batch dims those of the product or none, rows a multiple of align
+ * elements?  Then KF_MM_A_PTR / KF_MM_B_PTR(B, b) are defined as a ctype
+ * pointer to batch b's matrix, and true returned. */
+bool kf_cg_mm_operand_ptr(kf_cg *c, kf_buf *out, int op, kf_dtype dt, const char *ctype, int64_t align);
 
 /* external templates */
 int kf_cg_local_buf(kf_cg *c, const kf_node *n);

@@ -115,20 +115,9 @@ static void gen_reduction(kf_cg *c, kf_buf *out)
     kf_cg_end_fn(c, out, &body, kf_cg_fmt(c, "static void kf_k%d(void **B)", c->k->id));
 }
 
-/* Can the template read operand x as a plain pointer? */
-static bool plain_operand(kf_cg *c, const kf_node *mm, const kf_node *x)
-{
-    kf_dtype acc = mm->dtype == KF_F64 ? KF_F64 : KF_F32;
-    if (x->dtype != acc || c->s->kern[x->id] == c->k->id || kf_node_is_view(x)) return false;
-    if (x->ndim != mm->ndim) return x->ndim == 2;
-    for (int d = 0; d < x->ndim - 2; d++)
-        if (x->shape[d] != mm->shape[d]) return false;
-    return true;
-}
-
 static void gen_template(kf_cg *c, kf_buf *out)
 {
-    kf_node *mm = c->k->anchor, *A = mm->in[0], *Bn = mm->in[1];
+    kf_node *mm = c->k->anchor, *A = mm->in[0];
     int id = c->k->id;
     int64_t M = mm->shape[mm->ndim - 2], N = mm->shape[mm->ndim - 1];
     int64_t K = A->shape[A->ndim - 1], batch = 1;
@@ -163,14 +152,10 @@ static void gen_template(kf_cg *c, kf_buf *out)
     kf_buf_printf(out, "#define KF_MM_LOAD_A(B, b, m, k) kf_k%d_prologue_a(B, b, m, k)\n", id);
     kf_buf_printf(out, "#define KF_MM_LOAD_B(B, b, k, n) kf_k%d_prologue_b(B, b, k, n)\n", id);
     kf_buf_printf(out, "#define KF_MM_STORE(B, b, m, n, v) kf_k%d_epilogue(B, b, m, n, v)\n", id);
-    bool pa = !c->k->prologue[0] && plain_operand(c, mm, A);
-    bool pb = !c->k->prologue[1] && plain_operand(c, mm, Bn);
-    if (pa)
-        kf_buf_printf(out, "#define KF_MM_A_PTR(B, b) ((const %s *)(B)[%d] + %s)\n", T, c->slot[A->id],
-                      A->ndim == 2 ? "0" : "(b) * KF_MM_M * KF_MM_K");
-    if (pb)
-        kf_buf_printf(out, "#define KF_MM_B_PTR(B, b) ((const %s *)(B)[%d] + %s)\n", T, c->slot[Bn->id],
-                      Bn->ndim == 2 ? "0" : "(b) * KF_MM_K * KF_MM_N");
+    /* operands in the accumulation type are packed straight from their buffers */
+    kf_dtype acc = mm->dtype == KF_F64 ? KF_F64 : KF_F32;
+    bool pa = kf_cg_mm_operand_ptr(c, out, 0, acc, T, 1);
+    bool pb = kf_cg_mm_operand_ptr(c, out, 1, acc, T, 1);
     kf_buf_puts(out, kf_tmpl_mm_c);
     kf_buf_puts(out, "\n#undef KF_MM_FN\n#undef KF_MM_T\n#undef KF_MM_T_IS_DOUBLE\n#undef KF_MM_BATCH\n"
                      "#undef KF_MM_M\n#undef KF_MM_N\n#undef KF_MM_K\n#undef KF_MM_LOAD_A\n"

@@ -241,18 +241,6 @@ static void gen_reduction(cuda_gen *G, kf_buf *out)
     add_launch(G, name, nout ? (nout + per - 1) / per : 0, NT, 0);
 }
 
-/* Can the tensor-core template stage operand x straight from its buffer
- * (cp.async, 16-byte chunks)? */
-static bool plain_operand(kf_cg *c, const kf_node *mm, const kf_node *x, int64_t row)
-{
-    if (x->dtype != mm->dtype || c->s->kern[x->id] == c->k->id || kf_node_is_view(x)) return false;
-    if (row % 8) return false;
-    if (x->ndim != mm->ndim) return x->ndim == 2;
-    for (int d = 0; d < x->ndim - 2; d++)
-        if (x->shape[d] != mm->shape[d]) return false;
-    return true;
-}
-
 static uint64_t fnv(uint64_t h, const char *s)
 {
     for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
@@ -470,16 +458,10 @@ static void gen_template(cuda_gen *G, kf_buf *out)
     kf_buf_printf(&fused, "#define KF_MM_LOAD_A(B, b, m, k) kf_k%d_prologue_a(B, b, m, k)\n", id);
     kf_buf_printf(&fused, "#define KF_MM_LOAD_B(B, b, k, n) kf_k%d_prologue_b(B, b, k, n)\n", id);
     kf_buf_printf(&fused, "#define KF_MM_STORE(B, b, m, n, v) kf_k%d_epilogue(B, b, m, n, v)\n", id);
-    bool pa = tc && !c->k->prologue[0] && plain_operand(c, mm, A, K);
-    bool pb = tc && !c->k->prologue[1] && plain_operand(c, mm, Bn, N);
-    if (pa)
-        kf_buf_printf(&fused, "#define KF_MM_A_PTR(B, b) ((const uint16_t *)(B)[%d] + %s)\n", c->slot[A->id],
-                      A->ndim == 2 ? "0" : "(b) * KF_MM_M * KF_MM_K");
-    if (pb)
-        kf_buf_printf(&fused, "#define KF_MM_B_PTR(B, b) ((const uint16_t *)(B)[%d] + %s)\n", c->slot[Bn->id],
-                      Bn->ndim == 2 ? "0" : "(b) * KF_MM_K * KF_MM_N");
-    if (pa) c->slot_used[c->slot[A->id]] = true;
-    if (pb) c->slot_used[c->slot[Bn->id]] = true;
+    /* tensor cores: operands staged straight from their buffers (cp.async,
+     * TMA) need 16-byte rows */
+    bool pa = tc && kf_cg_mm_operand_ptr(c, &fused, 0, mm->dtype, "uint16_t", 8);
+    bool pb = tc && kf_cg_mm_operand_ptr(c, &fused, 1, mm->dtype, "uint16_t", 8);
     char *fs = kf_buf_take(&fused);
     if (!fs) return;
     kf_buf_puts(out, fs);
