@@ -12,7 +12,9 @@
  *                              epilogue of C[b][m][n .. n+7] for n % 8 == 0, all
  *                              8 inside (vector loads and 16-byte stores); the
  *                              generator sets it where N % 8 == 0 and every
- *                              stored output is laid out as C
+ *                              stored output is laid out as C; with it
+ *                              KF_MM_PREFETCH8(B, b, m, n), the same group's
+ *                              sources asked into the cache
  *   KF_MM_A_PTR(B, b), KF_MM_B_PTR(B, b)      optional: plain row-major operand
  *                              pointers (uint16_t), 16-byte aligned rows: tiles
  *                              are then staged with cp.async
@@ -274,7 +276,7 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _wg_epi)(const kf_bufs &B, int64_t b, const f
 
 #endif
 
-#if KF_MM_WGMMA == 2 && !defined(KF_MM_WS_COMMON)
+#if KF_MM_WGMMA >= 2 && !defined(KF_MM_WS_COMMON)
 #define KF_MM_WS_COMMON
 /* The warp-specialised kernel's machinery: tensor maps (the driver's
  * CUtensorMap, 128 opaque bytes, passed as __grid_constant__ parameters),
@@ -318,11 +320,79 @@ KF_INLINE void kf_tma3(uint32_t dst, const kf_tmap &m, int c0, int c1, int c2, u
     asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n"
                  ::"r"(dst), "l"((uint64_t)&m), "r"(c0), "r"(c1), "r"(c2), "r"(bar) : "memory");
 }
+/* 8 16-bit values (f16, or bf16 with BF16) from shared memory, as floats */
+template <int BF16> KF_INLINE void kf_ld_shared16_t(uint32_t src, float *v)
+{
+    uint32_t u[4];
+    asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n" : "=r"(u[0]), "=r"(u[1]), "=r"(u[2]), "=r"(u[3]) : "r"(src));
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        v[2 * i] = BF16 ? kf_bf2f((uint16_t)(u[i] & 0xffff)) : kf_h2f((uint16_t)(u[i] & 0xffff));
+        v[2 * i + 1] = BF16 ? kf_bf2f((uint16_t)(u[i] >> 16)) : kf_h2f((uint16_t)(u[i] >> 16));
+    }
+}
+/* barrier 1 among the consumer warpgroups only */
+template <int NTH> KF_INLINE void kf_bar_consumers() { asm volatile("bar.sync 1, %0;\n" ::"n"(NTH) : "memory"); }
 template <int R> KF_INLINE void kf_setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(R)); }
 template <int R> KF_INLINE void kf_setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(R)); }
 #endif
 
-#if KF_MM_TC && KF_MM_WGMMA == 2
+#if KF_MM_TC && KF_MM_WGMMA == 3
+/* The staged epilogue (KF_MM_WGMMA 3): a finished tile's products, rounded to
+ * the product's dtype (as the epilogue's first step does anyway), wait in
+ * shared memory (BM rows of BN 16-bit values; 16-byte chunk c of row r at
+ * c ^ (r & 7)) while the consumers multiply the next tile, running its
+ * epilogue a few chunks at a time between issuing a stage's products and
+ * waiting for them.  Chunk q: row q / (BN / 8), 8 columns from 8 (q % (BN / 8)). */
+template <int BN>
+KF_INLINE void KF_MM_CAT(KF_MM_FN, _stg_put)(uint32_t stg, const float *d, int r0, int lane)
+{
+#pragma unroll
+    for (int t = 0; t < BN / 32; t++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            float x[4][2], w[8];
+#pragma unroll
+            for (int g = 0; g < 4; g++) {
+                x[g][0] = d[(4 * t + g) * 4 + h * 2];
+                x[g][1] = d[(4 * t + g) * 4 + h * 2 + 1];
+            }
+            kf_quad_t8(x, w, lane);
+            const int r = r0 + (lane >> 2) + h * 8, c = 4 * t + (lane & 3);
+            kf_st_shared16(stg + r * BN * 2 + ((c ^ (r & 7)) << 4), w);
+        }
+}
+/* chunk q's sources asked into the cache, ahead of _stg_epi */
+template <int BN>
+KF_INLINE void KF_MM_CAT(KF_MM_FN, _stg_pf)(const kf_bufs &B, int64_t b, int64_t m0, int64_t n0, int q)
+{
+#if KF_MM_EPI8
+    const int64_t m = m0 + q / (BN / 8), n = n0 + (q % (BN / 8)) * 8;
+    if (m < KF_MM_M && n + 8 <= KF_MM_N) KF_MM_PREFETCH8(B, b, m, n);
+#endif
+}
+template <int BN>
+KF_INLINE void KF_MM_CAT(KF_MM_FN, _stg_epi)(const kf_bufs &B, int64_t b, uint32_t stg, int64_t m0, int64_t n0, int q)
+{
+    const int64_t M = KF_MM_M, N = KF_MM_N;
+    const int r = q / (BN / 8), c = q % (BN / 8);
+    const int64_t m = m0 + r, n = n0 + c * 8;
+    if (m >= M || n >= N) return;
+    float v[8];
+    kf_ld_shared16_t<KF_MM_BF16>(stg + r * BN * 2 + ((c ^ (r & 7)) << 4), v);
+#if KF_MM_EPI8
+    if (n + 8 <= N) {
+        KF_MM_STORE8(B, b, m, n, v);
+        return;
+    }
+#endif
+#pragma unroll
+    for (int e = 0; e < 8; e++)
+        if (n + e < N) KF_MM_STORE(B, b, m, n + e, v[e]);
+}
+#endif
+
+#if KF_MM_TC && KF_MM_WGMMA >= 2
 /* ---------------------------------------------------------------- Hopper: warp-specialised
  * sm_90a, persistent: a grid of at most one block per multiprocessor walks
  * the output tiles (BM x BN, batch included) in grouped order.  The first
@@ -348,7 +418,13 @@ template <int R> KF_INLINE void kf_setmaxnreg_inc() { asm volatile("setmaxnreg.i
  * the consumers take exactly what the producers give up: (L - P) *
  * producers = (C - L) * consumers; ptxas keeps the code after .dec within
  * P.  KF_MM_NPRO must match the launch (ws_launch in cudagen.c). */
-#if defined(KF_MM_A_TMA) && defined(KF_MM_B_TMA)
+#if KF_MM_CTAS == 2
+/* two blocks a multiprocessor: the producer is one warp after the consumer
+ * warpgroups, no setmaxnreg (ptxas compiles all the code within the
+ * launch's register count, at most 112 here) */
+#define KF_MM_NPRO 0
+#define KF_MM_WS_G 1
+#elif defined(KF_MM_A_TMA) && defined(KF_MM_B_TMA)
 #define KF_MM_NPRO 1
 #define KF_MM_PRODUCER_REGS 40
 #define KF_MM_CONSUMER_REGS 232
@@ -362,8 +438,11 @@ template <int R> KF_INLINE void kf_setmaxnreg_inc() { asm volatile("setmaxnreg.i
 #define KF_MM_NPRO 2
 #define KF_MM_WS_G 8
 #endif
-#define KF_MM_NT ((KF_MM_BM / 64 + KF_MM_NPRO) * 128)
-extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1)
+#define KF_MM_NT ((KF_MM_BM / 64 + KF_MM_NPRO) * 128 + (KF_MM_NPRO ? 0 : 32))
+#if KF_MM_CTAS != 1 && !(KF_MM_CTAS == 2 && KF_MM_BN == 128 && defined(KF_MM_A_TMA) && defined(KF_MM_B_TMA))
+#error "two blocks a multiprocessor: 64 x 128 accumulators a consumer, TMA producers"
+#endif
+extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
     KF_MM_FN(const __grid_constant__ kf_bufs B, const __grid_constant__ kf_tmap TA, const __grid_constant__ kf_tmap TB)
 {
     enum {
@@ -398,7 +477,7 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1)
     }
     __syncthreads();
 
-    if (wg < KF_MM_NPRO) {
+    if (KF_MM_NPRO ? wg < KF_MM_NPRO : wg == NC) {
         /* ---- the producers */
 #ifdef KF_MM_PRODUCER_REGS
         kf_setmaxnreg_dec<KF_MM_PRODUCER_REGS>();
@@ -514,6 +593,15 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1)
     const int cw = wg - KF_MM_NPRO;
     int it = 0;
     float d[NACC];
+#if KF_MM_WGMMA == 3
+    /* the staged tile (b, m0, n0 of pm, pn; pm < 0: none), the chunks of it
+     * this thread has left (q = cid + i * NC * 128, i from done to Q) */
+    enum { Q = BM * BCH / (NC * 128) };
+    const uint32_t stg = sbase + S * STAGE_BYTES;
+    const int cid = threadIdx.x - KF_MM_NPRO * 128;
+    int64_t pb = 0, pm = -1, pn = 0;
+    int done = Q;
+#endif
     for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
         int tm, tn;
         const int64_t b = t / per_batch;
@@ -527,6 +615,13 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1)
             kf_mbar_wait(full0 + 8 * s, (it / S) & 1);
             const uint32_t st = sbase + s * STAGE_BYTES, sa = st + cw * 64 * 128, sb = st + A_BYTES;
             kf_wg_stage<BN, KF_MM_BF16>(d, sa, sb);
+#if KF_MM_WGMMA == 3
+            /* the previous tile's epilogue, spread over this tile's k steps */
+            for (const int upto = (int)(((int64_t)(kt + 1) * Q) / KT); done < upto; done++) {
+                if (done + 1 < Q) KF_MM_CAT(KF_MM_FN, _stg_pf)<BN>(B, pb, pm, pn, cid + (done + 1) * NC * 128);
+                KF_MM_CAT(KF_MM_FN, _stg_epi)<BN>(B, pb, stg, pm, pn, cid + done * NC * 128);
+            }
+#endif
             kf_wg_wait<1>();
             if (pend >= 0) kf_mbar_arrive(empty0 + 8 * pend);
             pend = s;
@@ -535,8 +630,20 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1)
         if (pend >= 0) kf_mbar_arrive(empty0 + 8 * pend);
 #pragma unroll
         for (int i = 0; i < NACC; i++) kf_reg_fence(d[i]);
+#if KF_MM_WGMMA == 3
+        for (; done < Q; done++) KF_MM_CAT(KF_MM_FN, _stg_epi)<BN>(B, pb, stg, pm, pn, cid + done * NC * 128);
+        kf_bar_consumers<NC * 128>(); /* every chunk of the staged tile read */
+        KF_MM_CAT(KF_MM_FN, _stg_put)<BN>(stg, d, cw * 64 + ((threadIdx.x >> 5) & 3) * 16, lane);
+        kf_bar_consumers<NC * 128>(); /* this tile staged */
+        pb = b, pm = m0, pn = n0, done = 0;
+        KF_MM_CAT(KF_MM_FN, _stg_pf)<BN>(B, pb, pm, pn, cid);
+#else
         KF_MM_CAT(KF_MM_FN, _wg_epi)<BN>(B, b, d, m0 + cw * 64, n0, lane);
+#endif
     }
+#if KF_MM_WGMMA == 3
+    for (; done < Q; done++) KF_MM_CAT(KF_MM_FN, _stg_epi)<BN>(B, pb, stg, pm, pn, cid + done * NC * 128);
+#endif
 }
 #undef KF_MM_NT
 #undef KF_MM_WS_G

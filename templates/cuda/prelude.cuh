@@ -56,6 +56,8 @@ KF_INLINE uint16_t kf_f2bf(float f)
     return (uint16_t)(f != f ? ((u >> 16) | 0x40u) : r);
 }
 KF_INLINE float kf_round_h(float x) { return kf_h2f(kf_f2h(x)); }
+/* a hint: the line holding p asked into L1; never faults */
+KF_INLINE void kf_prefetch(const void *p) { asm volatile("prefetch.L1 [%0];\n" ::"l"(p)); }
 KF_INLINE float kf_round_bf(float x) { return kf_bf2f(kf_f2bf(x)); }
 
 /* the helpers both targets share follow this prelude: templates/common/helpers.h */
@@ -64,8 +66,12 @@ KF_INLINE float kf_round_bf(float x) { return kf_bf2f(kf_f2bf(x)); }
  * fast-math intrinsics, so that results stay within the CPU target's
  * tolerance ---- */
 KF_INLINE float kf_exp_f(float a) { return expf(a); }
-KF_INLINE float kf_sigmoid_f(float a) { return 1.0f / (1.0f + expf(-a)); }
-KF_INLINE float kf_silu_f(float a) { return a / (1.0f + expf(-a)); }
+/* sigmoid and silu in f32 from the hardware's exp2 and reciprocal
+ * approximations (__expf, __fdividef: a few ulp, not the last one): they run
+ * in matmul epilogues over every element, where the exact exp and division
+ * cost more instructions than the tensor cores leave time for */
+KF_INLINE float kf_sigmoid_f(float a) { return __fdividef(1.0f, 1.0f + __expf(-a)); }
+KF_INLINE float kf_silu_f(float a) { return __fdividef(a, 1.0f + __expf(-a)); }
 KF_INLINE float kf_tanh_f(float a) { return tanhf(a); }
 KF_INLINE float kf_erf_f(float a) { return erff(a); }
 KF_INLINE float kf_gelu_f(float a) { return 0.5f * a * (1.0f + erff(a * 0.70710678118654752f)); }

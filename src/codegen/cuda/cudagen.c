@@ -33,37 +33,43 @@ extern const char kf_tmpl_mm_cu[];
 #define NT 256 /* threads of pointwise and reduction blocks */
 
 const kf_mm_cfg kf_mm_cfgs[] = {
-    {128, 256, 32, 64, 64, 3, 0}, /* 0: large problems */
-    {128, 128, 32, 64, 64, 4, 0}, /* 1 */
-    {256, 128, 32, 64, 64, 3, 0}, /* 2 */
-    {128, 128, 64, 64, 64, 3, 0}, /* 3 */
-    {64, 128, 32, 32, 64, 4, 0},/* 4: few tiles */
-    {128, 128, 32, 64, 32, 4, 0}, /* 5: 8 warps, fewer registers each */
-    {128, 256, 32, 64, 64, 4, 0}, /* 6 */
-    {128, 256, 64, 64, 64, 3, 0}, /* 7: one barrier per 64 of k */
-    {256, 128, 64, 64, 64, 3, 0}, /* 8 */
-    {128, 128, 64, 64, 32, 4, 0}, /* 9 */
-    {128, 256, 64, 64, 256, 4, 1}, /* 10: wgmma, 2 warpgroups of 64x256 */
-    {128, 128, 64, 64, 128, 4, 1}, /* 11: wgmma, 2 warpgroups of 64x128 */
-    {128, 256, 64, 64, 256, 3, 1}, /* 12: wgmma */
-    {128, 256, 64, 64, 256, 4, 2}, /* 13: warp-specialised: producer warpgroups, TMA, persistent */
-    {128, 128, 64, 64, 128, 6, 2}, /* 14 */
-    {128, 256, 64, 64, 256, 3, 2}, /* 15 */
-    {128, 128, 64, 64, 128, 4, 2}, /* 16 */
+    {128, 256, 32, 64, 64, 3, 0, 1}, /* 0: large problems */
+    {128, 128, 32, 64, 64, 4, 0, 1}, /* 1 */
+    {256, 128, 32, 64, 64, 3, 0, 1}, /* 2 */
+    {128, 128, 64, 64, 64, 3, 0, 1}, /* 3 */
+    {64, 128, 32, 32, 64, 4, 0, 1},/* 4: few tiles */
+    {128, 128, 32, 64, 32, 4, 0, 1}, /* 5: 8 warps, fewer registers each */
+    {128, 256, 32, 64, 64, 4, 0, 1}, /* 6 */
+    {128, 256, 64, 64, 64, 3, 0, 1}, /* 7: one barrier per 64 of k */
+    {256, 128, 64, 64, 64, 3, 0, 1}, /* 8 */
+    {128, 128, 64, 64, 32, 4, 0, 1}, /* 9 */
+    {128, 256, 64, 64, 256, 4, 1, 1}, /* 10: wgmma, 2 warpgroups of 64x256 */
+    {128, 128, 64, 64, 128, 4, 1, 1}, /* 11: wgmma, 2 warpgroups of 64x128 */
+    {128, 256, 64, 64, 256, 3, 1, 1}, /* 12: wgmma */
+    {128, 256, 64, 64, 256, 4, 2, 1}, /* 13: warp-specialised: producer warpgroups, TMA, persistent */
+    {128, 128, 64, 64, 128, 6, 2, 1}, /* 14 */
+    {128, 256, 64, 64, 256, 3, 2, 1}, /* 15 */
+    {128, 128, 64, 64, 128, 4, 2, 1}, /* 16 */
+    {128, 256, 64, 64, 256, 3, 3, 1}, /* 17: warp-specialised, the epilogue staged and run under the next tile */
+    {128, 128, 64, 64, 128, 5, 3, 1}, /* 18 */
+    {128, 128, 64, 64, 128, 3, 2, 2}, /* 19: warp-specialised, two blocks a multiprocessor */
 };
 const int kf_mm_ncfgs = (int)(sizeof kf_mm_cfgs / sizeof *kf_mm_cfgs);
 
 void kf_mm_cfg_name(int i, char *buf, size_t sz)
 {
     const kf_mm_cfg *f = &kf_mm_cfgs[i];
-    if (f->wgmma) snprintf(buf, sz, "%dx%dx%d %s s%d", f->bm, f->bn, f->bk, f->wgmma == 2 ? "wgmma-ws" : "wgmma", f->stages);
+    static const char *kind[] = {"", "wgmma", "wgmma-ws", "wgmma-ws-stg"};
+    if (f->wgmma)
+        snprintf(buf, sz, "%dx%dx%d %s s%d%s", f->bm, f->bn, f->bk, kind[f->wgmma], f->stages, f->ctas > 1 ? " x2" : "");
     else snprintf(buf, sz, "%dx%dx%d w%dx%d s%d", f->bm, f->bn, f->bk, f->wm, f->wn, f->stages);
 }
 
 static unsigned cfg_smem(const kf_mm_cfg *f, bool direct_epi)
 {
     unsigned pipe = (unsigned)(f->stages * (f->bm * f->bk + f->bk * f->bn) * 2);
-    if (f->wgmma) return pipe + 1024; /* stages aligned to 1024 bytes (the swizzle) */
+    /* stages aligned to 1024 bytes (the swizzle); then the staged tile */
+    if (f->wgmma) return pipe + 1024 + (f->wgmma == 3 ? (unsigned)(f->bm * f->bn * 2) : 0);
     unsigned epi = direct_epi ? 0 : (unsigned)(f->bm * (f->bn + 4) * 4);
     return pipe > epi ? pipe : epi;
 }
@@ -133,7 +139,7 @@ static void decompose(cuda_gen *G, kf_idx *ix, const char *pfx, const char *f, i
 
 static unsigned cfg_threads(const kf_mm_cfg *f)
 {
-    if (f->wgmma == 2) return (unsigned)((f->bm / 64 + 1) * 128); /* a producer warpgroup */
+    if (f->wgmma >= 2) return (unsigned)((f->bm / 64) * 128 + (f->ctas > 1 ? 32 : 128)); /* producer warp(group) */
     return f->wgmma ? (unsigned)(f->bm / 64 * 128) : (unsigned)((f->bm / f->wm) * (f->bn / f->wn) * 32);
 }
 
@@ -265,10 +271,17 @@ static int pick_cfg(cuda_gen *G, int64_t M, int64_t N, int64_t batch)
  * sm_90a only) and the shared memory there. */
 static bool wg_ok(cuda_gen *G, const kf_mm_cfg *f, bool pa, bool pb)
 {
-    (void)pa;
-    (void)pb;
     if (G->t->sm_major != 9) return false;
-    return G->t->smem_optin <= 0 || cfg_smem(f, true) <= (unsigned)G->t->smem_optin;
+    int ctas = f->ctas;
+    if (ctas > 1) {
+        /* two blocks a multiprocessor: registers only for TMA producers */
+        kf_node *mm = G->c.k->anchor;
+        int64_t lim = (int64_t)1 << 31, K = mm->in[0]->shape[mm->in[0]->ndim - 1];
+        if (!pa || !pb || kf_node_numel(mm) / (mm->shape[mm->ndim - 1] ? mm->shape[mm->ndim - 1] : 1) >= lim ||
+            mm->shape[mm->ndim - 1] >= lim || K >= lim)
+            return false;
+    }
+    return G->t->smem_optin <= 0 || (cfg_smem(f, true) + 1024) * (unsigned)ctas <= (unsigned)G->t->smem_optin + 1024;
 }
 
 /* The warp-specialised kernel's launch: persistent (a block per
@@ -283,12 +296,14 @@ static void ws_launch(cuda_gen *G, kf_buf *out, kf_cuda_call *l, const kf_mm_cfg
     kf_node *mm = G->c.k->anchor;
     int64_t M = mm->shape[mm->ndim - 2], N = mm->shape[mm->ndim - 1], K = mm->in[0]->shape[mm->in[0]->ndim - 1];
     int nsm = G->t->nsm > 0 ? G->t->nsm : 132;
+    nsm *= f->ctas;
     l->grid[0] = (unsigned)(tiles < nsm ? tiles : nsm);
     l->grid[1] = 1;
     l->ntmap = 2;
     const int64_t lim = (int64_t)1 << 31; /* TMA coordinates are int32 */
     if (M >= lim || N >= lim || K >= lim || batch >= lim) a = b = NULL;
-    l->block[0] = (unsigned)((f->bm / 64 + ((a && b) || f->bn == 256 ? 1 : 2)) * 128); /* producers: mm.cu */
+    /* producers: mm.cu */
+    l->block[0] = f->ctas > 1 ? cfg_threads(f) : (unsigned)((f->bm / 64 + ((a && b) || f->bn == 256 ? 1 : 2)) * 128);
     const kf_node *op[2] = {a, b};
     for (int i = 0; i < 2; i++) {
         kf_cuda_tmap *t = &l->tmap[i];
@@ -410,6 +425,17 @@ static bool gen_epilogue8(cuda_gen *G, kf_buf *fused, int64_t N)
     kf_cg_end_fn(c, fused, &body,
                  kf_cg_fmt(c, "KF_INLINE void kf_k%d_epilogue8(const kf_bufs &B, kf_ix b, int64_t m, int64_t n, const float *acc)",
                            id));
+    /* kf_k<id>_prefetch8(B, b, m, n): the sources of the same group, at its
+     * first column, asked into the cache (a hint: nothing is read), by the
+     * staged epilogue one chunk ahead of their loads */
+    kf_cg_begin_fn(c, &body);
+    kf_emit(c->body, "const int64_t kf_nj0 = n;");
+    kf_idx i0 = kf_cg_mm_idx(c, mm, mm, "m", "kf_nj0");
+    c->prefetch = true;
+    for (int i = 0; i < c->k->nroots; i++) preload(c, c->k->roots[i], &i0, 0);
+    c->prefetch = false;
+    kf_cg_end_fn(c, fused, &body,
+                 kf_cg_fmt(c, "KF_INLINE void kf_k%d_prefetch8(const kf_bufs &B, kf_ix b, int64_t m, int64_t n)", id));
     return c->ctx->status == KF_OK;
 }
 
@@ -446,7 +472,9 @@ static void gen_template(cuda_gen *G, kf_buf *out)
     bool epi8 = tc && gen_epilogue8(G, &fused, N);
     kf_buf_printf(&fused, "#define KF_MM_TC %d\n#define KF_MM_BF16 %d\n#define KF_MM_T %s\n", tc, mm->dtype == KF_BF16, T);
     kf_buf_printf(&fused, "#define KF_MM_EPI8 %d\n", epi8);
-    if (epi8) kf_buf_printf(&fused, "#define KF_MM_STORE8(B, b, m, n, v) kf_k%d_epilogue8(B, b, m, n, v)\n", id);
+    if (epi8)
+        kf_buf_printf(&fused, "#define KF_MM_STORE8(B, b, m, n, v) kf_k%d_epilogue8(B, b, m, n, v)\n"
+                              "#define KF_MM_PREFETCH8(B, b, m, n) kf_k%d_prefetch8(B, b, m, n)\n", id, id);
     /* the epilogue straight from the accumulator fragments (measured faster
      * on the H100: gelu+res 0.44 ms against 0.57 through shared memory);
      * KFUSE_CUDA_MM_EPI=smem stages the tile for coalesced stores instead */
@@ -498,6 +526,7 @@ static void gen_template(cuda_gen *G, kf_buf *out)
             kf_buf_printf(out, "#define KF_MM_BM %d\n#define KF_MM_BN %d\n#define KF_MM_BK %d\n#define KF_MM_WM %d\n"
                                "#define KF_MM_WN %d\n#define KF_MM_STAGES %d\n#define KF_MM_WGMMA %d\n",
                           f->bm, f->bn, f->bk, f->wm, f->wn, f->stages, f->wgmma);
+            kf_buf_printf(out, "#define KF_MM_CTAS %d\n", f->ctas);
             int64_t tiles = ((M + f->bm - 1) / f->bm) * ((N + f->bn - 1) / f->bn);
             l = add_launch(G, name, batch ? tiles : 0, cfg_threads(f), cfg_smem(f, direct));
             if (l) {
@@ -505,7 +534,7 @@ static void gen_template(cuda_gen *G, kf_buf *out)
                 l->variant = v;
                 l->tuned = pick < 0;
                 snprintf(l->key, sizeof l->key, "%s", key);
-                if (f->wgmma == 2) ws_launch(G, out, l, f, pa ? A : NULL, pb ? Bn : NULL, tiles * batch, batch);
+                if (f->wgmma >= 2) ws_launch(G, out, l, f, pa ? A : NULL, pb ? Bn : NULL, tiles * batch, batch);
             }
         } else {
             kf_buf_printf(out, "/* kfuse-tile: kernel %d simt 64x64x16 (%s) */\n", id, T);
@@ -519,11 +548,11 @@ static void gen_template(cuda_gen *G, kf_buf *out)
         kf_buf_puts(out, "\n#undef KF_MM_FN\n");
         if (tc)
             kf_buf_puts(out, "#undef KF_MM_BM\n#undef KF_MM_BN\n#undef KF_MM_BK\n#undef KF_MM_WM\n#undef KF_MM_WN\n"
-                             "#undef KF_MM_STAGES\n#undef KF_MM_WGMMA\n#undef KF_MM_A_TMA\n#undef KF_MM_B_TMA\n");
+                             "#undef KF_MM_STAGES\n#undef KF_MM_WGMMA\n#undef KF_MM_CTAS\n#undef KF_MM_A_TMA\n#undef KF_MM_B_TMA\n");
     }
     kf_buf_puts(out, "#undef KF_MM_TC\n#undef KF_MM_BF16\n#undef KF_MM_T\n#undef KF_MM_BATCH\n#undef KF_MM_M\n"
                      "#undef KF_MM_N\n#undef KF_MM_K\n#undef KF_MM_DIRECT_EPI\n#undef KF_MM_LOAD_A\n#undef KF_MM_LOAD_B\n#undef KF_MM_STORE\n"
-                     "#undef KF_MM_EPI8\n#undef KF_MM_STORE8\n");
+                     "#undef KF_MM_EPI8\n#undef KF_MM_STORE8\n#undef KF_MM_PREFETCH8\n");
     if (pa) kf_buf_puts(out, "#undef KF_MM_A_PTR\n");
     if (pb) kf_buf_puts(out, "#undef KF_MM_B_PTR\n");
 }

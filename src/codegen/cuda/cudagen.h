@@ -46,7 +46,11 @@ typedef struct kf_cuda_prog {
 typedef struct kf_mm_cfg {
     int bm, bn, bk, wm, wn, stages;
     int wgmma; /* 1: the Hopper kernel (sm_90): warpgroups of 64 x bn; 2: its
-                  warp-specialised, persistent form (TMA loads) */
+                  warp-specialised, persistent form (TMA loads); 3: that, with
+                  the epilogue staged in shared memory and run under the next
+                  tile's products */
+    int ctas;  /* with wgmma 2: blocks per multiprocessor (else 1); two
+                  interleave one's epilogue with the other's products */
 } kf_mm_cfg;
 extern const kf_mm_cfg kf_mm_cfgs[];
 extern const int kf_mm_ncfgs;
