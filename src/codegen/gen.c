@@ -301,11 +301,6 @@ const char *kf_cg_gen(kf_cg *c, kf_node *n, const kf_idx *ix)
     const char *v;
     if (!computed_here) {
         /* a buffer: an input, a constant, or a node realised elsewhere */
-        if (c->prefetch) {
-            kf_emit(c->body, "kf_prefetch(&%s[%s]);", kf_cg_ptr(c, n, false), kf_cg_linear(c, n, ix));
-            kf_cg_memo_put(c, n, ix, "0");
-            return "0";
-        }
         v = kf_cg_tmp(c);
         const char *ld = kf_cg_fmt(c, "%s[%s]", kf_cg_ptr(c, n, false), kf_cg_linear(c, n, ix));
         kf_emit(c->body, "const %s %s = %s;", kf_cg_ctype(n->dtype), v, kf_cg_load_conv(c, n->dtype, ld));

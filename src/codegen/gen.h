@@ -69,9 +69,6 @@ typedef struct kf_cg {
     int nlocal;
     char *refused_epi, *refused_pro; /* per node, out: what a backend refused */
     bool retry;
-    /* a buffer read becomes kf_prefetch(&buffer[index]) and the value 0: the
-     * CUDA epilogue's prefetch (see gen_epilogue8 in cudagen.c) */
-    bool prefetch;
 } kf_cg;
 
 

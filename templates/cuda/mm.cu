@@ -12,9 +12,7 @@
  *                              epilogue of C[b][m][n .. n+7] for n % 8 == 0, all
  *                              8 inside (vector loads and 16-byte stores); the
  *                              generator sets it where N % 8 == 0 and every
- *                              stored output is laid out as C; with it
- *                              KF_MM_PREFETCH8(B, b, m, n), the same group's
- *                              sources asked into the cache
+ *                              stored output is laid out as C
  *   KF_MM_A_PTR(B, b), KF_MM_B_PTR(B, b)      optional: plain row-major operand
  *                              pointers (uint16_t), 16-byte aligned rows: tiles
  *                              are then staged with cp.async
@@ -362,15 +360,6 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _stg_put)(uint32_t stg, const float *d, int r
             kf_st_shared16(stg + r * BN * 2 + ((c ^ (r & 7)) << 4), w);
         }
 }
-/* chunk q's sources asked into the cache, ahead of _stg_epi */
-template <int BN>
-KF_INLINE void KF_MM_CAT(KF_MM_FN, _stg_pf)(const kf_bufs &B, int64_t b, int64_t m0, int64_t n0, int q)
-{
-#if KF_MM_EPI8
-    const int64_t m = m0 + q / (BN / 8), n = n0 + (q % (BN / 8)) * 8;
-    if (m < KF_MM_M && n + 8 <= KF_MM_N) KF_MM_PREFETCH8(B, b, m, n);
-#endif
-}
 template <int BN>
 KF_INLINE void KF_MM_CAT(KF_MM_FN, _stg_epi)(const kf_bufs &B, int64_t b, uint32_t stg, int64_t m0, int64_t n0, int q)
 {
@@ -617,10 +606,8 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
             kf_wg_stage<BN, KF_MM_BF16>(d, sa, sb);
 #if KF_MM_WGMMA == 3
             /* the previous tile's epilogue, spread over this tile's k steps */
-            for (const int upto = (int)(((int64_t)(kt + 1) * Q) / KT); done < upto; done++) {
-                if (done + 1 < Q) KF_MM_CAT(KF_MM_FN, _stg_pf)<BN>(B, pb, pm, pn, cid + (done + 1) * NC * 128);
+            for (const int upto = (int)(((int64_t)(kt + 1) * Q) / KT); done < upto; done++)
                 KF_MM_CAT(KF_MM_FN, _stg_epi)<BN>(B, pb, stg, pm, pn, cid + done * NC * 128);
-            }
 #endif
             kf_wg_wait<1>();
             if (pend >= 0) kf_mbar_arrive(empty0 + 8 * pend);
@@ -636,7 +623,6 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
         KF_MM_CAT(KF_MM_FN, _stg_put)<BN>(stg, d, cw * 64 + ((threadIdx.x >> 5) & 3) * 16, lane);
         kf_bar_consumers<NC * 128>(); /* this tile staged */
         pb = b, pm = m0, pn = n0, done = 0;
-        KF_MM_CAT(KF_MM_FN, _stg_pf)<BN>(B, pb, pm, pn, cid);
 #else
         KF_MM_CAT(KF_MM_FN, _wg_epi)<BN>(B, b, d, m0 + cw * 64, n0, lane);
 #endif

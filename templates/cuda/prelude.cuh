@@ -56,8 +56,6 @@ KF_INLINE uint16_t kf_f2bf(float f)
     return (uint16_t)(f != f ? ((u >> 16) | 0x40u) : r);
 }
 KF_INLINE float kf_round_h(float x) { return kf_h2f(kf_f2h(x)); }
-/* a hint: the line holding p asked into L1; never faults */
-KF_INLINE void kf_prefetch(const void *p) { asm volatile("prefetch.L1 [%0];\n" ::"l"(p)); }
 KF_INLINE float kf_round_bf(float x) { return kf_bf2f(kf_f2bf(x)); }
 
 /* the helpers both targets share follow this prelude: templates/common/helpers.h */

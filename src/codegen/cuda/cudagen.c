@@ -425,17 +425,6 @@ static bool gen_epilogue8(cuda_gen *G, kf_buf *fused, int64_t N)
     kf_cg_end_fn(c, fused, &body,
                  kf_cg_fmt(c, "KF_INLINE void kf_k%d_epilogue8(const kf_bufs &B, kf_ix b, int64_t m, int64_t n, const float *acc)",
                            id));
-    /* kf_k<id>_prefetch8(B, b, m, n): the sources of the same group, at its
-     * first column, asked into the cache (a hint: nothing is read), by the
-     * staged epilogue one chunk ahead of their loads */
-    kf_cg_begin_fn(c, &body);
-    kf_emit(c->body, "const int64_t kf_nj0 = n;");
-    kf_idx i0 = kf_cg_mm_idx(c, mm, mm, "m", "kf_nj0");
-    c->prefetch = true;
-    for (int i = 0; i < c->k->nroots; i++) preload(c, c->k->roots[i], &i0, 0);
-    c->prefetch = false;
-    kf_cg_end_fn(c, fused, &body,
-                 kf_cg_fmt(c, "KF_INLINE void kf_k%d_prefetch8(const kf_bufs &B, kf_ix b, int64_t m, int64_t n)", id));
     return c->ctx->status == KF_OK;
 }
 
@@ -472,9 +461,7 @@ static void gen_template(cuda_gen *G, kf_buf *out)
     bool epi8 = tc && gen_epilogue8(G, &fused, N);
     kf_buf_printf(&fused, "#define KF_MM_TC %d\n#define KF_MM_BF16 %d\n#define KF_MM_T %s\n", tc, mm->dtype == KF_BF16, T);
     kf_buf_printf(&fused, "#define KF_MM_EPI8 %d\n", epi8);
-    if (epi8)
-        kf_buf_printf(&fused, "#define KF_MM_STORE8(B, b, m, n, v) kf_k%d_epilogue8(B, b, m, n, v)\n"
-                              "#define KF_MM_PREFETCH8(B, b, m, n) kf_k%d_prefetch8(B, b, m, n)\n", id, id);
+    if (epi8) kf_buf_printf(&fused, "#define KF_MM_STORE8(B, b, m, n, v) kf_k%d_epilogue8(B, b, m, n, v)\n", id);
     /* the epilogue straight from the accumulator fragments (measured faster
      * on the H100: gelu+res 0.44 ms against 0.57 through shared memory);
      * KFUSE_CUDA_MM_EPI=smem stages the tile for coalesced stores instead */
@@ -552,7 +539,7 @@ static void gen_template(cuda_gen *G, kf_buf *out)
     }
     kf_buf_puts(out, "#undef KF_MM_TC\n#undef KF_MM_BF16\n#undef KF_MM_T\n#undef KF_MM_BATCH\n#undef KF_MM_M\n"
                      "#undef KF_MM_N\n#undef KF_MM_K\n#undef KF_MM_DIRECT_EPI\n#undef KF_MM_LOAD_A\n#undef KF_MM_LOAD_B\n#undef KF_MM_STORE\n"
-                     "#undef KF_MM_EPI8\n#undef KF_MM_STORE8\n#undef KF_MM_PREFETCH8\n");
+                     "#undef KF_MM_EPI8\n#undef KF_MM_STORE8\n");
     if (pa) kf_buf_puts(out, "#undef KF_MM_A_PTR\n");
     if (pb) kf_buf_puts(out, "#undef KF_MM_B_PTR\n");
 }
