@@ -397,7 +397,9 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _stg_epi)(const kf_bufs &B, int64_t b, uint32
  * (every consumer thread, once its products on the stage are done).  The
  * producers run up to S stages ahead, into the next tile while the
  * consumers run the epilogue.  Registers move from producers to consumers
- * with setmaxnreg. */
+ * with setmaxnreg.  KF_MM_WGMMA 3 stages the epilogue (see _stg_put above);
+ * KF_MM_CTAS 2 puts two blocks on a multiprocessor, so that one's epilogue
+ * runs while the other's products do. */
 /* Producer warpgroups: one (only TMA: one thread issues), or two taking
  * turns at stages when an operand is computed and BN is 128, so that two
  * stages' loads are in flight (BN 256 needs 64 x 256 accumulators a
@@ -405,8 +407,10 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _stg_epi)(const kf_bufs &B, int64_t b, uint32
  * thread at launch: 65536 / threads (168, or 128 with two producers: then
  * the split stays even); setmaxnreg.inc waits until the pool has them, so
  * the consumers take exactly what the producers give up: (L - P) *
- * producers = (C - L) * consumers; ptxas keeps the code after .dec within
- * P.  KF_MM_NPRO must match the launch (ws_launch in cudagen.c). */
+ * producers = (C - L) * consumers.  ptxas compiles every part of the
+ * kernel within L, whatever setmaxnreg says (a consumer's wgmma failed to
+ * assemble with L = 80), so the split only hands the hardware's registers
+ * over.  KF_MM_NPRO must match the launch (ws_launch in cudagen.c). */
 #if KF_MM_CTAS == 2
 /* two blocks a multiprocessor: the producer is one warp after the consumer
  * warpgroups, no setmaxnreg (ptxas compiles all the code within the
