@@ -175,6 +175,16 @@ template <int BF16> KF_INLINE void kf_wgmma_n256(float *d, uint64_t da, uint64_t
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]), "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]), "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
                  : "l"(da), "l"(db), "r"(1));
 }
+/* A warpgroup thread's accumulators of the 8-column groups 4t .. 4t + 3, row
+ * half h, as kf_quad_t8 takes them */
+KF_INLINE void kf_wg_group(const float *d, int t, int h, float (&x)[4][2])
+{
+#pragma unroll
+    for (int g = 0; g < 4; g++) {
+        x[g][0] = d[(4 * t + g) * 4 + h * 2];
+        x[g][1] = d[(4 * t + g) * 4 + h * 2 + 1];
+    }
+}
 /* The products of one stage for a warpgroup's 64 x BN accumulators: A at
  * sa (its 64 rows), B at sb, four k steps of 16, committed as one group. */
 template <int BN, int BF16> KF_INLINE void kf_wg_stage(float *d, uint32_t sa, uint32_t sb)
@@ -248,11 +258,7 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _wg_epi)(const kf_bufs &B, int64_t b, const f
 #pragma unroll
         for (int h = 0; h < 2; h++) {
             float x[4][2];
-#pragma unroll
-            for (int g = 0; g < 4; g++) {
-                x[g][0] = d[(4 * t + g) * 4 + h * 2];
-                x[g][1] = d[(4 * t + g) * 4 + h * 2 + 1];
-            }
+            kf_wg_group(d, t, h, x);
             KF_MM_CAT(KF_MM_FN, _put8)(B, b, x, m0 + wq * 16 + (lane >> 2) + h * 8, n0 + (4 * t + (lane & 3)) * 8, lane);
         }
 #else
@@ -350,11 +356,7 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _stg_put)(uint32_t stg, const float *d, int r
 #pragma unroll
         for (int h = 0; h < 2; h++) {
             float x[4][2], w[8];
-#pragma unroll
-            for (int g = 0; g < 4; g++) {
-                x[g][0] = d[(4 * t + g) * 4 + h * 2];
-                x[g][1] = d[(4 * t + g) * 4 + h * 2 + 1];
-            }
+            kf_wg_group(d, t, h, x);
             kf_quad_t8(x, w, lane);
             const int r = r0 + (lane >> 2) + h * 8, c = 4 * t + (lane & 3);
             kf_st_shared16(stg + r * BN * 2 + ((c ^ (r & 7)) << 4), w);
