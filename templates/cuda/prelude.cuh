@@ -60,9 +60,9 @@ KF_INLINE float kf_round_bf(float x) { return kf_bf2f(kf_f2bf(x)); }
 
 /* the helpers both targets share follow this prelude: templates/common/helpers.h */
 
-/* ---- float transcendentals: the CUDA math library (a few ulp), never the
- * fast-math intrinsics, so that results stay within the CPU target's
- * tolerance ---- */
+/* ---- float transcendentals: the CUDA math library (a few ulp); fast-math
+ * intrinsics only in sigmoid and silu below, whose results stay within the
+ * CPU target's tolerance too ---- */
 KF_INLINE float kf_exp_f(float a) { return expf(a); }
 /* sigmoid and silu in f32 from the hardware's exp2 and reciprocal
  * approximations (__expf, __fdividef: a few ulp, not the last one): they run

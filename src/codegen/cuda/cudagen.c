@@ -267,21 +267,25 @@ static int pick_cfg(cuda_gen *G, int64_t M, int64_t N, int64_t batch)
     return 4;
 }
 
+/* TMA coordinates are int32: M, N, K and the batch count below 2^31. */
+static bool tma_fits(const kf_node *mm)
+{
+    const int64_t lim = (int64_t)1 << 31;
+    int64_t batch = 1;
+    for (int d = 0; d < mm->ndim - 2; d++) batch *= mm->shape[d];
+    return mm->shape[mm->ndim - 2] < lim && mm->shape[mm->ndim - 1] < lim &&
+           mm->in[0]->shape[mm->in[0]->ndim - 1] < lim && batch < lim;
+}
+
 /* Can configuration f (a wgmma one) serve this product?  sm_90 (wgmma is
  * sm_90a only) and the shared memory there. */
 static bool wg_ok(cuda_gen *G, const kf_mm_cfg *f, bool pa, bool pb)
 {
     if (G->t->sm_major != 9) return false;
-    int ctas = f->ctas;
-    if (ctas > 1) {
-        /* two blocks a multiprocessor: registers only for TMA producers */
-        kf_node *mm = G->c.k->anchor;
-        int64_t lim = (int64_t)1 << 31, K = mm->in[0]->shape[mm->in[0]->ndim - 1];
-        if (!pa || !pb || kf_node_numel(mm) / (mm->shape[mm->ndim - 1] ? mm->shape[mm->ndim - 1] : 1) >= lim ||
-            mm->shape[mm->ndim - 1] >= lim || K >= lim)
-            return false;
-    }
-    return G->t->smem_optin <= 0 || (cfg_smem(f, true) + 1024) * (unsigned)ctas <= (unsigned)G->t->smem_optin + 1024;
+    /* two blocks a multiprocessor: registers only for TMA producers */
+    if (f->ctas > 1 && !(pa && pb && tma_fits(G->c.k->anchor))) return false;
+    return G->t->smem_optin <= 0 ||
+           (cfg_smem(f, true) + 1024) * (unsigned)f->ctas <= (unsigned)G->t->smem_optin + 1024;
 }
 
 /* The warp-specialised kernel's launch: persistent (a block per
@@ -300,8 +304,7 @@ static void ws_launch(cuda_gen *G, kf_buf *out, kf_cuda_call *l, const kf_mm_cfg
     l->grid[0] = (unsigned)(tiles < nsm ? tiles : nsm);
     l->grid[1] = 1;
     l->ntmap = 2;
-    const int64_t lim = (int64_t)1 << 31; /* TMA coordinates are int32 */
-    if (M >= lim || N >= lim || K >= lim || batch >= lim) a = b = NULL;
+    if (!tma_fits(mm)) a = b = NULL;
     /* producers: mm.cu */
     l->block[0] = f->ctas > 1 ? cfg_threads(f) : (unsigned)((f->bm / 64 + ((a && b) || f->bn == 256 ? 1 : 2)) * 128);
     const kf_node *op[2] = {a, b};
