@@ -79,8 +79,10 @@ if has cfgs; then
     printf 'input a : bf16[3, 100, 520]\ninput b : bf16[520, 72]\ninput c : bf16[72]\ninput r : bf16[3, 100, 72]\ny = add(relu(add(matmul(a, b), c)), r)\noutput y\n' >"$d/t11.kf"
     # more tiles than multiprocessors (the persistent kernels loop), batched
     printf 'input a : f16[3, 600, 136]\ninput b : f16[3, 136, 2100]\ninput bias : f16[2100]\ny = relu(add(matmul(a, b), bias))\noutput y\n' >"$d/t12.kf"
+    # many tiles a block, one k tile each: fewer k tiles than stages
+    printf 'input a : f16[4000, 64]\ninput b : f16[64, 1024]\ninput bias : f16[1024]\ny = relu(add(matmul(a, b), bias))\noutput y\n' >"$d/t13.kf"
     : >"$OUT/cfgs.log"; nc=0; nbad=0
-    for i in ${CFGS:-0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19}; do
+    for i in ${CFGS:-0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20}; do
         for f in "$d"/t*.kf; do
             nc=$((nc + 1))
             if KFUSE_CUDA_MM_CFG=$i timeout 25 "$B/kfuse" run "$f" --check --device cuda >>"$OUT/cfgs.log" 2>&1; then :

@@ -369,8 +369,8 @@ int main(int argc, char **argv)
     /* the Hopper kernels, forced (compile_only stands for sm_90, so tuning
      * would not pick them): wgmma, and the warp-specialised one with TMA
      * operands, operands computed by one or two producer warpgroups,
-     * batched maps, the staged epilogue, two blocks a multiprocessor
-     * (TMA operands only: the others fall back); assembled to sm_90a cubins, since ptxas is what
+     * batched maps, the staged epilogue, two blocks a multiprocessor and
+     * ping-pong (TMA operands only: the others fall back); assembled to sm_90a cubins, since ptxas is what
      * checks their register budget */
     static const struct {
         const char *cfg, *name, *want;
@@ -381,7 +381,8 @@ int main(int argc, char **argv)
                {"13", "mm_ws256", "wgmma-ws s4", KF_BF16},
                {"17", "mm_stg256", "wgmma-ws-stg s3", KF_F16}, /* the staged epilogue */
                {"18", "mm_stg128", "wgmma-ws-stg s5", KF_BF16},
-               {"19", "mm_x2", "wgmma-ws s3 x2", KF_F16}}; /* two blocks a multiprocessor */
+               {"19", "mm_x2", "wgmma-ws s3 x2", KF_F16}, /* two blocks a multiprocessor */
+               {"20", "mm_pp", "wgmma-pp s6", KF_BF16}};  /* ping-pong */
     int mode = compile_mode;
     compile_mode = 2;
     for (size_t i = 0; i < sizeof hop / sizeof *hop; i++) {

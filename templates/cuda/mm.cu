@@ -185,16 +185,21 @@ KF_INLINE void kf_wg_group(const float *d, int t, int h, float (&x)[4][2])
         x[g][1] = d[(4 * t + g) * 4 + h * 2 + 1];
     }
 }
-/* The products of one stage for a warpgroup's 64 x BN accumulators: A at
- * sa (its 64 rows), B at sb, four k steps of 16, committed as one group. */
-template <int BN, int BF16> KF_INLINE void kf_wg_stage(float *d, uint32_t sa, uint32_t sb)
+/* The products of one stage for a warpgroup's MH x 64 x BN accumulators
+ * (MH row blocks of 64, block h at d + h * BN / 2): A at sa (its 64 MH
+ * rows), B at sb, four k steps of 16, committed as one group. */
+template <int BN, int BF16, int MH = 1> KF_INLINE void kf_wg_stage(float *d, uint32_t sa, uint32_t sb)
 {
     kf_wg_fence();
 #pragma unroll
     for (int kk = 0; kk < 4; kk++) {
-        const uint64_t da = kf_wg_desc(sa + kk * 32, 16, 1024), db = kf_wg_desc(sb + kk * 2048, 8192, 1024);
-        if (BN == 256) kf_wgmma_n256<BF16>(d, da, db);
-        else kf_wgmma_n128<BF16>(d, da, db);
+        const uint64_t db = kf_wg_desc(sb + kk * 2048, 8192, 1024);
+#pragma unroll
+        for (int h = 0; h < MH; h++) {
+            const uint64_t da = kf_wg_desc(sa + h * 64 * 128 + kk * 32, 16, 1024);
+            if (BN == 256) kf_wgmma_n256<BF16>(d + h * BN / 2, da, db);
+            else kf_wgmma_n128<BF16>(d + h * BN / 2, da, db);
+        }
     }
     kf_wg_commit();
 }
@@ -401,7 +406,14 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _stg_epi)(const kf_bufs &B, int64_t b, uint32
  * consumers run the epilogue.  Registers move from producers to consumers
  * with setmaxnreg.  KF_MM_WGMMA 3 stages the epilogue (see _stg_put above);
  * KF_MM_CTAS 2 puts two blocks on a multiprocessor, so that one's epilogue
- * runs while the other's products do. */
+ * runs while the other's products do.  KF_MM_WGMMA 4 is the ping-pong
+ * kernel (CUTLASS's name): the two consumer warpgroups take the block's
+ * tiles in turn, each a whole 128 x BN tile (two m64 products a k step),
+ * so that one's epilogue runs while the other's products do; a pair of
+ * turn barriers lets a warpgroup start a tile's stages only once the other
+ * has waited for all of the previous tile's (the stage barriers' parity
+ * waits see at most one phase ahead), and a stage is freed by 128
+ * arrivals. */
 /* Producer warpgroups: one (only TMA: one thread issues), or two taking
  * turns at stages when an operand is computed and BN is 128, so that two
  * stages' loads are in flight (BN 256 needs 64 x 256 accumulators a
@@ -437,18 +449,22 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _stg_epi)(const kf_bufs &B, int64_t b, uint32
 #if KF_MM_CTAS != 1 && !(KF_MM_CTAS == 2 && KF_MM_BN == 128 && defined(KF_MM_A_TMA) && defined(KF_MM_B_TMA))
 #error "two blocks a multiprocessor: 64 x 128 accumulators a consumer, TMA producers"
 #endif
+#if KF_MM_WGMMA == 4 && !(KF_MM_BN == 128 && defined(KF_MM_A_TMA) && defined(KF_MM_B_TMA))
+#error "ping-pong: 128 x 128 accumulators a consumer, TMA producers"
+#endif
 extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
     KF_MM_FN(const __grid_constant__ kf_bufs B, const __grid_constant__ kf_tmap TA, const __grid_constant__ kf_tmap TB)
 {
     enum {
         BM = KF_MM_BM, BN = KF_MM_BN, S = KF_MM_STAGES, NC = BM / 64, BCH = BN / 8, NP = 128,
-        A_BYTES = BM * 128, B_BYTES = (BN / 64) * 8192, STAGE_BYTES = A_BYTES + B_BYTES, NACC = BN / 2
+        A_BYTES = BM * 128, B_BYTES = (BN / 64) * 8192, STAGE_BYTES = A_BYTES + B_BYTES, NACC = BN / 2,
+        PP = KF_MM_WGMMA == 4, MH = PP ? NC : 1 /* row blocks of 64 a consumer */
     };
     static_assert(KF_MM_BK == 64 && BM % 64 == 0 && (BN == 128 || BN == 256) && S >= 2, "wgmma tile");
     static_assert(BM == 128 && (BM * 8 / NP) % KF_MM_WS_G == 0 && (64 * BCH / NP) % KF_MM_WS_G == 0,
                   "producer tile loads, register split");
     extern __shared__ __align__(1024) unsigned char kf_smem[];
-    __shared__ __align__(8) uint64_t kf_bars[2 * S];
+    __shared__ __align__(8) uint64_t kf_bars[2 * S + 2]; /* full, empty; ping-pong's turns */
     const int64_t M = KF_MM_M, N = KF_MM_N, K = KF_MM_K;
     const int nm = (int)((M + BM - 1) / BM), nn = (int)((N + BN - 1) / BN), KT = (int)((K + 63) / 64);
     const int64_t per_batch = (int64_t)nm * nn, tiles = per_batch * KF_MM_BATCH;
@@ -466,7 +482,11 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
     if (threadIdx.x == 0) {
         for (int s = 0; s < S; s++) {
             kf_mbar_init(full0 + 8 * s, producers);
-            kf_mbar_init(empty0 + 8 * s, NC * 128);
+            kf_mbar_init(empty0 + 8 * s, (PP ? 1 : NC) * 128);
+        }
+        if (PP) {
+            kf_mbar_init(empty0 + 8 * S, 128);
+            kf_mbar_init(empty0 + 8 * S + 8, 128);
         }
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
@@ -587,7 +607,15 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
 #endif
     const int cw = wg - KF_MM_NPRO;
     int it = 0;
-    float d[NACC];
+    float d[MH * NACC];
+    /* ping-pong: this warpgroup's turn barrier (turn0 + 8 cw: the other's
+     * products on the block's previous tile all issued), the block's tiles
+     * seen (L) and this warpgroup's own (j) */
+    const uint32_t turn0 = empty0 + 8 * S;
+    int64_t L = -1;
+    int j = 0;
+    (void)turn0;
+    (void)j;
 #if KF_MM_WGMMA == 3
     /* the staged tile (b, m0, n0 of pm, pn; pm < 0: none), the chunks of it
      * this thread has left (q = cid + i * NC * 128, i from done to Q) */
@@ -602,14 +630,19 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
         const int64_t b = t / per_batch;
         kf_mm_tile((int)(t % per_batch), nm, nn, &tm, &tn);
         const int64_t m0 = (int64_t)tm * BM, n0 = (int64_t)tn * BN;
+        if (PP) {
+            if ((++L & 1) != cw) continue;
+            it = (int)(L * KT);
+            if (L > 0) kf_mbar_wait(turn0 + 8 * cw, (cw ? j : j - 1) & 1);
+        }
 #pragma unroll
-        for (int i = 0; i < NACC; i++) d[i] = 0.0f;
+        for (int i = 0; i < MH * NACC; i++) d[i] = 0.0f;
         int pend = -1; /* the stage whose products are still in flight */
         for (int kt = 0; kt < KT; kt++, it++) {
             const int s = it % S;
             kf_mbar_wait(full0 + 8 * s, (it / S) & 1);
-            const uint32_t st = sbase + s * STAGE_BYTES, sa = st + cw * 64 * 128, sb = st + A_BYTES;
-            kf_wg_stage<BN, KF_MM_BF16>(d, sa, sb);
+            const uint32_t st = sbase + s * STAGE_BYTES, sa = st + (PP ? 0 : cw * 64 * 128), sb = st + A_BYTES;
+            kf_wg_stage<BN, KF_MM_BF16, MH>(d, sa, sb);
 #if KF_MM_WGMMA == 3
             /* the previous tile's epilogue, spread over this tile's k steps */
             for (const int upto = (int)(((int64_t)(kt + 1) * Q) / KT); done < upto; done++)
@@ -619,10 +652,14 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
             if (pend >= 0) kf_mbar_arrive(empty0 + 8 * pend);
             pend = s;
         }
+        if (PP) {
+            kf_mbar_arrive(turn0 + 8 * (1 - cw)); /* the other's turn */
+            j++;
+        }
         kf_wg_wait<0>();
         if (pend >= 0) kf_mbar_arrive(empty0 + 8 * pend);
 #pragma unroll
-        for (int i = 0; i < NACC; i++) kf_reg_fence(d[i]);
+        for (int i = 0; i < MH * NACC; i++) kf_reg_fence(d[i]);
 #if KF_MM_WGMMA == 3
         for (; done < Q; done++) KF_MM_CAT(KF_MM_FN, _stg_epi)<BN>(B, pb, stg, pm, pn, cid + done * NC * 128);
         kf_bar_consumers<NC * 128>(); /* every chunk of the staged tile read */
@@ -630,7 +667,9 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
         kf_bar_consumers<NC * 128>(); /* this tile staged */
         pb = b, pm = m0, pn = n0, done = 0;
 #else
-        KF_MM_CAT(KF_MM_FN, _wg_epi)<BN>(B, b, d, m0 + cw * 64, n0, lane);
+#pragma unroll
+        for (int h = 0; h < MH; h++)
+            KF_MM_CAT(KF_MM_FN, _wg_epi)<BN>(B, b, d + h * NACC, m0 + (PP ? h : cw) * 64, n0, lane);
 #endif
     }
 #if KF_MM_WGMMA == 3

@@ -53,13 +53,14 @@ const kf_mm_cfg kf_mm_cfgs[] = {
     {128, 256, 64, 64, 256, 3, 3, 1}, /* 17: warp-specialised, the epilogue staged and run under the next tile */
     {128, 128, 64, 64, 128, 5, 3, 1}, /* 18 */
     {128, 128, 64, 64, 128, 3, 2, 2}, /* 19: warp-specialised, two blocks a multiprocessor */
+    {128, 128, 64, 64, 128, 6, 4, 1}, /* 20: warp-specialised ping-pong: a consumer a tile, taking turns */
 };
 const int kf_mm_ncfgs = (int)(sizeof kf_mm_cfgs / sizeof *kf_mm_cfgs);
 
 void kf_mm_cfg_name(int i, char *buf, size_t sz)
 {
     const kf_mm_cfg *f = &kf_mm_cfgs[i];
-    static const char *kind[] = {"", "wgmma", "wgmma-ws", "wgmma-ws-stg"};
+    static const char *kind[] = {"", "wgmma", "wgmma-ws", "wgmma-ws-stg", "wgmma-pp"};
     if (f->wgmma)
         snprintf(buf, sz, "%dx%dx%d %s s%d%s", f->bm, f->bn, f->bk, kind[f->wgmma], f->stages, f->ctas > 1 ? " x2" : "");
     else snprintf(buf, sz, "%dx%dx%d w%dx%d s%d", f->bm, f->bn, f->bk, f->wm, f->wn, f->stages);
@@ -282,8 +283,9 @@ static bool tma_fits(const kf_node *mm)
 static bool wg_ok(cuda_gen *G, const kf_mm_cfg *f, bool pa, bool pb)
 {
     if (G->t->sm_major != 9) return false;
-    /* two blocks a multiprocessor: registers only for TMA producers */
-    if (f->ctas > 1 && !(pa && pb && tma_fits(G->c.k->anchor))) return false;
+    /* two blocks a multiprocessor, or ping-pong's 128 accumulators a
+     * consumer thread: registers only for TMA producers */
+    if ((f->ctas > 1 || f->wgmma == 4) && !(pa && pb && tma_fits(G->c.k->anchor))) return false;
     return G->t->smem_optin <= 0 ||
            (cfg_smem(f, true) + 1024) * (unsigned)f->ctas <= (unsigned)G->t->smem_optin + 1024;
 }

@@ -48,7 +48,8 @@ typedef struct kf_mm_cfg {
     int wgmma; /* 1: the Hopper kernel (sm_90): warpgroups of 64 x bn; 2: its
                   warp-specialised, persistent form (TMA loads); 3: that, with
                   the epilogue staged in shared memory and run under the next
-                  tile's products */
+                  tile's products; 4: ping-pong, the two consumer warpgroups
+                  taking whole tiles in turn (TMA operands only) */
     int ctas;  /* with wgmma 2: blocks per multiprocessor (else 1); two
                   interleave one's epilogue with the other's products */
 } kf_mm_cfg;
