@@ -158,9 +158,12 @@ static const char *kernel_sig(cuda_gen *G, const char *name, int threads)
                      threads, name);
 }
 
+static bool gen_pointwise8(cuda_gen *G, kf_buf *out);
+
 static void gen_pointwise(cuda_gen *G, kf_buf *out)
 {
     kf_cg *c = &G->c;
+    if (gen_pointwise8(G, out)) return;
     kf_node *r = c->k->roots[0];
     int64_t n = kf_node_numel(r);
     kf_buf body;
@@ -345,6 +348,78 @@ static void preload(kf_cg *c, kf_node *n, const kf_idx *ix, int depth)
     }
 }
 
+/* Can node r be stored 8 elements at a time by store8, laid out as a node
+ * of shape like (ndim dims): stored, not a view, that shape, and an element
+ * size that 16-byte stores hold whole? */
+static bool store8_ok(const kf_cg *c, const kf_node *r, const kf_node *like)
+{
+    if (!c->s->stored[r->id] || kf_node_is_view(r) || r->ndim != like->ndim) return false;
+    for (int d = 0; d < r->ndim; d++)
+        if (r->shape[d] != like->shape[d]) return false;
+    size_t sz = kf_dtype_size(r->dtype);
+    return sz == 1 || sz == 2 || sz == 4 || sz == 8;
+}
+
+/* Stores node r's 8 storage values v (expressions) at index ix0 and the 7
+ * columns after it, through a 16-byte-aligned array: 16-byte stores, 8
+ * bytes for 1-byte types (the caller knows the address aligned). */
+static void store8(kf_cg *c, kf_node *r, const char *const v[8], const kf_idx *ix0)
+{
+    const char *t = kf_cg_tmp(c);
+    kf_emit(c->body, "__align__(16) %s %s[8] = {%s, %s, %s, %s, %s, %s, %s, %s};", kf_cg_stype(r->dtype), t, v[0], v[1],
+            v[2], v[3], v[4], v[5], v[6], v[7]);
+    size_t sz = kf_dtype_size(r->dtype);
+    const char *dst = kf_cg_fmt(c, "&%s[%s]", kf_cg_ptr(c, r, true), kf_cg_linear(c, r, ix0));
+    if (sz == 1) {
+        kf_emit(c->body, "*(uint2 *)(%s) = *(const uint2 *)%s;", dst, t);
+    } else {
+        for (size_t q = 0; q < sz / 2; q++)
+            kf_emit(c->body, "((uint4 *)(%s))[%zu] = ((const uint4 *)%s)[%zu];", dst, q, t, q);
+    }
+}
+
+/* A pointwise kernel 8 elements a thread: 8 consecutive columns of the
+ * last dim, every load first (so that NVVM merges the loads of sources
+ * contiguous along it into vectors: the slots are 16-byte aligned and the
+ * first column a multiple of 8), each output stored by store8.  Only where
+ * the last dim is a multiple of 8 and every root is stored with the first
+ * one's shape; returns false, emitting nothing, otherwise. */
+static bool gen_pointwise8(cuda_gen *G, kf_buf *out)
+{
+    kf_cg *c = &G->c;
+    kf_node *r0 = c->k->roots[0];
+    if (r0->ndim < 1 || r0->shape[r0->ndim - 1] % 8 || c->k->nroots > KF_MAX_DIMS * 4) return false;
+    for (int i = 0; i < c->k->nroots; i++)
+        if (!store8_ok(c, c->k->roots[i], r0)) return false;
+    int64_t n8 = kf_node_numel(r0) / 8;
+    kf_buf body;
+    kf_cg_begin_fn(c, &body);
+    kf_emit(c->body, "for (kf_ix f8 = (kf_ix)blockIdx.x * %d + threadIdx.x; f8 < (kf_ix)%" PRId64
+                     "; f8 += (kf_ix)gridDim.x * %d) {", NT, n8, NT);
+    kf_emit(c->body, "const kf_ix f = f8 * 8;");
+    kf_idx ix0, ix[8];
+    int L = r0->ndim - 1;
+    decompose(G, &ix0, "i", "f", r0->ndim, r0->shape);
+    for (int j = 0; j < 8; j++) {
+        ix[j] = ix0;
+        ix[j].e[L] = kf_cg_fmt(c, "(%s + %d)", ix0.e[L], j);
+    }
+    for (int j = 0; j < 8; j++)
+        for (int i = 0; i < c->k->nroots; i++) preload(c, c->k->roots[i], &ix[j], 0);
+    const char *v[KF_MAX_DIMS * 4][8];
+    for (int j = 0; j < 8; j++)
+        for (int i = 0; i < c->k->nroots; i++) {
+            kf_node *r = c->k->roots[i];
+            v[i][j] = kf_cg_store_conv(c, r->dtype, kf_cg_pointwise(c, r, &ix[j]));
+        }
+    for (int i = 0; i < c->k->nroots; i++) store8(c, c->k->roots[i], v[i], &ix0);
+    kf_emit(c->body, "}");
+    const char *name = kf_cg_fmt(c, "kf_k%d", c->k->id);
+    kf_cg_end_fn(c, out, &body, kernel_sig(G, name, NT));
+    add_launch(G, name, n8 ? grid_for(G, n8, NT) : 0, NT, 0);
+    return c->ctx->status == KF_OK;
+}
+
 /* The 8-wide epilogue of a tensor-core template (f32 accumulators):
  * kf_k<id>_epilogue8(B, b, m, n, acc[8]) computes C[b][m][n .. n+7] as 8
  * calls of the scalar epilogue would, for a column n that is a multiple of 8,
@@ -366,12 +441,7 @@ static bool gen_epilogue8(cuda_gen *G, kf_buf *fused, int64_t N)
     for (int i = 0; i < c->k->nroots; i++) {
         kf_node *r = c->k->roots[i];
         if (!c->s->stored[r->id]) continue;
-        if (nst == (int)(sizeof st / sizeof *st)) return false;
-        if (r->ndim != mm->ndim || kf_node_is_view(r)) return false;
-        for (int d = 0; d < r->ndim; d++)
-            if (r->shape[d] != mm->shape[d]) return false;
-        size_t sz = kf_dtype_size(r->dtype);
-        if (sz != 1 && sz != 2 && sz != 4 && sz != 8) return false;
+        if (nst == (int)(sizeof st / sizeof *st) || !store8_ok(c, r, mm)) return false;
         st[nst++] = r;
     }
     if (!nst) return false;
@@ -405,27 +475,9 @@ static bool gen_epilogue8(cuda_gen *G, kf_buf *fused, int64_t N)
         }
     }
     for (int s = 0; s < nst; s++) {
-        kf_node *r = st[s];
-        const char *sv = v[s][0];
-        if (r == mm) { /* the product itself: its storage value */
-            const char *t = kf_cg_tmp(c);
-            kf_emit(c->body, "__align__(16) %s %s[8];", kf_cg_stype(r->dtype), t);
-            for (int j = 0; j < 8; j++) kf_emit(c->body, "%s[%d] = %s;", t, j, kf_cg_store_conv(c, r->dtype, v[s][j]));
-            sv = t;
-        } else {
-            const char *t = kf_cg_tmp(c);
-            kf_emit(c->body, "__align__(16) %s %s[8] = {%s, %s, %s, %s, %s, %s, %s, %s};", kf_cg_stype(r->dtype), t,
-                    v[s][0], v[s][1], v[s][2], v[s][3], v[s][4], v[s][5], v[s][6], v[s][7]);
-            sv = t;
-        }
-        size_t sz = kf_dtype_size(r->dtype);
-        const char *dst = kf_cg_fmt(c, "&%s[%s]", kf_cg_ptr(c, r, true), kf_cg_linear(c, r, &ix[0]));
-        if (sz == 1) {
-            kf_emit(c->body, "*(uint2 *)(%s) = *(const uint2 *)%s;", dst, sv);
-        } else {
-            for (size_t q = 0; q < sz / 2; q++)
-                kf_emit(c->body, "((uint4 *)(%s))[%zu] = ((const uint4 *)%s)[%zu];", dst, q, sv, q);
-        }
+        if (st[s] == mm) /* the product itself: its storage value */
+            for (int j = 0; j < 8; j++) v[s][j] = kf_cg_store_conv(c, mm->dtype, v[s][j]);
+        store8(c, st[s], v[s], &ix[0]);
     }
     kf_cg_end_fn(c, fused, &body,
                  kf_cg_fmt(c, "KF_INLINE void kf_k%d_epilogue8(const kf_bufs &B, kf_ix b, int64_t m, int64_t n, const float *acc)",
