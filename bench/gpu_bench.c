@@ -2,8 +2,13 @@
  * gpu_bench.c - kfuse on the GPU against cuBLAS, in one run: for each graph,
  * kfuse fused, kfuse --no-fusion, and cuBLAS's f16 GEMM alone (f32
  * accumulation, the same shape), the median of event-timed runs on device
- * buffers, and the ratios.  The skinny graph is also set against the
- * bytes-moved limit at the device-to-device copy bandwidth measured here.
+ * buffers, and the ratios.  Two timings of each: one call alone between
+ * two events (the GPU idle before it: launch latency included), and
+ * back to back, B calls between the events over NSETS copies of the
+ * buffers in turn (more bytes than the L2 holds, so no call finds the
+ * previous one's data there), divided by B.  The skinny graph is also set
+ * against the bytes-moved limit at the device-to-device copy bandwidth
+ * measured here.
  * Used only by the benchmark; built when cuBLAS is found.
  * usage: gpu_bench [REPS]   (KFUSE_BENCH_ONLY=substring picks graphs)
  */
@@ -11,6 +16,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,23 +133,30 @@ static void fill(kf_dtype t, void *p, int64_t n)
     }
 }
 
-/* Median milliseconds of one kf_run_device, event-timed. */
-static double time_kfuse(kf_compiled *c, void **din, void **dout, int reps)
+enum { NSETS = 4, B2B = 8 }; /* buffer sets; calls a back-to-back sample */
+
+/* One call of what is timed, on buffer set i; false on failure. */
+typedef bool (*call_fn)(void *ud, int i);
+
+/* Median milliseconds of one call: alone (b2b false) or back to back. */
+static double time_calls(call_fn f, void *ud, int reps, bool b2b)
 {
     cudaEvent_t e0, e1;
     CK(cudaEventCreate(&e0));
     CK(cudaEventCreate(&e1));
     float *t = malloc(sizeof *t * (size_t)reps);
+    const int per = b2b ? B2B : 1;
     for (int i = 0; i < 5; i++)
-        if (kf_run_device(c, din, dout) != KF_OK) return -1;
+        if (!f(ud, i % NSETS)) return -1;
     for (int i = 0; i < reps; i++) {
         CK(cudaEventRecord(e0, 0));
-        if (kf_run_device(c, din, dout) != KF_OK) return -1;
+        for (int r = 0; r < per; r++)
+            if (!f(ud, r % NSETS)) return -1;
         CK(cudaEventRecord(e1, 0));
         CK(cudaEventSynchronize(e1));
         CK(cudaEventElapsedTime(&t[i], e0, e1));
+        t[i] /= (float)per;
     }
-    if (kf_wait(c) != KF_OK) return -1;
     qsort(t, (size_t)reps, sizeof *t, cmp_f);
     double m = t[reps / 2];
     free(t);
@@ -152,43 +165,57 @@ static double time_kfuse(kf_compiled *c, void **din, void **dout, int reps)
     return m;
 }
 
-static double time_cublas(cublasHandle_t h, int64_t M, int64_t N, int64_t K, int reps)
+typedef struct kf_call {
+    kf_compiled *c;
+    void **din, **dout; /* [set][input], [set][output] */
+    int nin;
+} kf_call;
+
+static bool call_kfuse(void *ud, int i)
 {
-    void *a, *b, *c;
-    CK(cudaMalloc(&a, (size_t)(M * K * 2)));
-    CK(cudaMalloc(&b, (size_t)(K * N * 2)));
-    CK(cudaMalloc(&c, (size_t)(M * N * 2)));
+    kf_call *k = ud;
+    return kf_run_device(k->c, k->din + i * k->nin, k->dout + i) == KF_OK;
+}
+
+typedef struct cb_call {
+    cublasHandle_t h;
+    int64_t M, N, K;
+    void *a[NSETS], *b[NSETS], *c[NSETS];
+} cb_call;
+
+static bool call_cublas(void *ud, int i)
+{
+    cb_call *g = ud;
+    float one = 1, zero = 0;
+    /* row-major C = A B is column-major C^T = B^T A^T */
+    CB(cublasGemmEx(g->h, CUBLAS_OP_N, CUBLAS_OP_N, (int)g->N, (int)g->M, (int)g->K, &one, g->b[i], CUDA_R_16F,
+                    (int)g->N, g->a[i], CUDA_R_16F, (int)g->K, &zero, g->c[i], CUDA_R_16F, (int)g->N,
+                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    return true;
+}
+
+/* cuBLAS alone and back to back (ms[0], ms[1]), on NSETS buffer sets. */
+static void time_cublas(cublasHandle_t h, int64_t M, int64_t N, int64_t K, int reps, double ms[2])
+{
+    cb_call g = {.h = h, .M = M, .N = N, .K = K};
     uint16_t *ha = malloc((size_t)(M * K * 2)), *hb = malloc((size_t)(K * N * 2));
     fill(KF_F16, ha, M * K);
     fill(KF_F16, hb, K * N);
-    CK(cudaMemcpy(a, ha, (size_t)(M * K * 2), cudaMemcpyHostToDevice));
-    CK(cudaMemcpy(b, hb, (size_t)(K * N * 2), cudaMemcpyHostToDevice));
+    for (int i = 0; i < NSETS; i++) {
+        CK(cudaMalloc(&g.a[i], (size_t)(M * K * 2)));
+        CK(cudaMalloc(&g.b[i], (size_t)(K * N * 2)));
+        CK(cudaMalloc(&g.c[i], (size_t)(M * N * 2)));
+        CK(cudaMemcpy(g.a[i], ha, (size_t)(M * K * 2), cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(g.b[i], hb, (size_t)(K * N * 2), cudaMemcpyHostToDevice));
+    }
     free(ha);
     free(hb);
-    float one = 1, zero = 0;
-    cudaEvent_t e0, e1;
-    CK(cudaEventCreate(&e0));
-    CK(cudaEventCreate(&e1));
-    float *t = malloc(sizeof *t * (size_t)reps);
-    /* row-major C = A B is column-major C^T = B^T A^T */
-    for (int i = 0; i < reps + 5; i++) {
-        if (i >= 5) CK(cudaEventRecord(e0, 0));
-        CB(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, (int)N, (int)M, (int)K, &one, b, CUDA_R_16F, (int)N, a,
-                        CUDA_R_16F, (int)K, &zero, c, CUDA_R_16F, (int)N, CUBLAS_COMPUTE_32F,
-                        CUBLAS_GEMM_DEFAULT));
-        if (i >= 5) {
-            CK(cudaEventRecord(e1, 0));
-            CK(cudaEventSynchronize(e1));
-            CK(cudaEventElapsedTime(&t[i - 5], e0, e1));
-        }
+    for (int v = 0; v < 2; v++) ms[v] = time_calls(call_cublas, &g, reps, v == 1);
+    for (int i = 0; i < NSETS; i++) {
+        cudaFree(g.a[i]);
+        cudaFree(g.b[i]);
+        cudaFree(g.c[i]);
     }
-    qsort(t, (size_t)reps, sizeof *t, cmp_f);
-    double m = t[reps / 2];
-    free(t);
-    cudaFree(a);
-    cudaFree(b);
-    cudaFree(c);
-    return m;
 }
 
 static double copy_bandwidth(void)
@@ -242,7 +269,7 @@ int main(int argc, char **argv)
     double bw = copy_bandwidth();
     printf("device: %s, %d SMs; device-to-device copy %.2f TB/s (read + write); %d timed runs, medians\n", prop.name,
            prop.multiProcessorCount, bw / 1e12, reps);
-    char table[64][256];
+    char table[2][64][256];
     int nt = 0, fails = 0;
     for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
         const gcase *gc = &cases[ci];
@@ -258,30 +285,35 @@ int main(int argc, char **argv)
         kf_dtype odt = kf_node_dtype(on);
         int64_t onum = kf_node_numel(on);
         size_t obytes = (size_t)onum * kf_dtype_size(odt);
-        void *din[8], *dout[2][1];
+        void *din[NSETS * 8], *dout[2][NSETS];
         for (int i = 0; i < nin; i++) {
             kf_node *n = kf_graph_input(g, i);
             size_t bytes = (size_t)kf_node_numel(n) * kf_dtype_size(kf_node_dtype(n));
             void *hbuf = malloc(bytes);
             fill(kf_node_dtype(n), hbuf, kf_node_numel(n));
-            CK(cudaMalloc(&din[i], bytes));
-            CK(cudaMemcpy(din[i], hbuf, bytes, cudaMemcpyHostToDevice));
+            for (int j = 0; j < NSETS; j++) {
+                CK(cudaMalloc(&din[j * nin + i], bytes));
+                CK(cudaMemcpy(din[j * nin + i], hbuf, bytes, cudaMemcpyHostToDevice));
+            }
             free(hbuf);
         }
-        double ms[2] = {-1, -1};
+        double ms[2][2] = {{-1, -1}, {-1, -1}}; /* [alone, back to back][fused, no-fusion] */
         void *hout[2];
         char tile[4096] = "";
         for (int v = 0; v < 2; v++) {
-            CK(cudaMalloc(&dout[v][0], obytes));
-            CK(cudaMemset(dout[v][0], 0xff, obytes)); /* NaN: an element never written shows */
+            for (int j = 0; j < NSETS; j++) {
+                CK(cudaMalloc(&dout[v][j], obytes));
+                CK(cudaMemset(dout[v][j], 0xff, obytes)); /* NaN: an element never written shows */
+            }
             kf_options o = {.device = KF_DEVICE_CUDA, .no_fusion = v == 1};
             kf_compiled *c = kf_compile(g, &o);
             if (!c) {
                 printf("%s: kf_compile: %s\n", gc->name, kf_errmsg(ctx));
                 return 2;
             }
-            ms[v] = time_kfuse(c, din, dout[v], reps);
-            if (ms[v] < 0) {
+            kf_call kc = {.c = c, .din = din, .dout = dout[v], .nin = nin};
+            for (int w = 0; w < 2; w++) ms[w][v] = time_calls(call_kfuse, &kc, reps, w == 1);
+            if (kf_wait(c) != KF_OK || ms[0][v] < 0 || ms[1][v] < 0) {
                 printf("%s: kf_run_device: %s\n", gc->name, kf_errmsg(ctx));
                 return 2;
             }
@@ -302,35 +334,44 @@ int main(int argc, char **argv)
             kf_compiled_free(c);
         }
         double err = max_rel_err(hout[0], hout[1], odt, onum);
-        double cb = time_cublas(h, gc->m, gc->n, gc->k, reps);
-        double tf = 2.0 * (double)gc->m * gc->n * gc->k / (ms[0] * 1e-3) / 1e12;
+        double cb[2];
+        time_cublas(h, gc->m, gc->n, gc->k, reps, cb);
         printf("\n%s\n%s", gc->name, tile);
-        printf("  kfuse fused      %8.4f ms  %6.1f TFLOP/s\n", ms[0], tf);
-        printf("  kfuse no-fusion  %8.4f ms  (%.2fx fused)\n", ms[1], ms[1] / ms[0]);
-        printf("  cuBLAS mm alone  %8.4f ms  (fused/cuBLAS %.3fx)\n", cb, ms[0] / cb);
+        for (int w = 0; w < 2; w++) {
+            static const char *what[] = {"one call alone", "back to back"};
+            double tf = 2.0 * (double)gc->m * gc->n * gc->k / (ms[w][0] * 1e-3) / 1e12;
+            printf("  %s:\n", what[w]);
+            printf("    kfuse fused      %8.4f ms  %6.1f TFLOP/s\n", ms[w][0], tf);
+            printf("    kfuse no-fusion  %8.4f ms  (%.2fx fused)\n", ms[w][1], ms[w][1] / ms[w][0]);
+            printf("    cuBLAS mm alone  %8.4f ms  (fused/cuBLAS %.3fx)\n", cb[w], ms[w][0] / cb[w]);
+            char extra[96] = "";
+            if (gc->bytes > 0) {
+                double lim = gc->bytes / bw * 1e3;
+                printf("    bytes-moved limit %.4f ms (%.1f MB at the copy rate): fused at %.2fx it\n", lim,
+                       gc->bytes / 1e6, ms[w][0] / lim);
+                snprintf(extra, sizeof extra, "  %.2fx bytes limit (target <= 1.3x)", ms[w][0] / lim);
+            } else if (gc->target > 0) {
+                snprintf(extra, sizeof extra, "  (target <= %.2fx)", gc->target);
+            }
+            snprintf(table[w][nt], sizeof table[0][0], "%-40s %8.4f %8.4f %8.4f  %6.3fx%s", gc->name, ms[w][0],
+                     ms[w][1], cb[w], ms[w][0] / cb[w], extra);
+        }
+        nt++;
         printf("  fused vs no-fusion: relative L2 difference %.2e%s\n", err, err < 1e-2 ? "" : "  MISMATCH");
         if (!(err < 1e-2)) fails++;
-        char extra[96] = "";
-        if (gc->bytes > 0) {
-            double lim = gc->bytes / bw * 1e3;
-            printf("  bytes-moved limit %.4f ms (%.1f MB at the copy rate): fused at %.2fx it\n", lim,
-                   gc->bytes / 1e6, ms[0] / lim);
-            snprintf(extra, sizeof extra, "  %.2fx bytes limit (target <= 1.3x)", ms[0] / lim);
-        } else if (gc->target > 0) {
-            snprintf(extra, sizeof extra, "  (target <= %.2fx)", gc->target);
-        }
-        snprintf(table[nt++], sizeof table[0], "%-40s %8.4f %8.4f %8.4f  %6.3fx%s", gc->name, ms[0], ms[1], cb,
-                 ms[0] / cb, extra);
         for (int v = 0; v < 2; v++) {
             free(hout[v]);
-            cudaFree(dout[v][0]);
+            for (int j = 0; j < NSETS; j++) cudaFree(dout[v][j]);
         }
-        for (int i = 0; i < nin; i++) cudaFree(din[i]);
+        for (int i = 0; i < NSETS * nin; i++) cudaFree(din[i]);
         kf_graph_free(g);
         kf_ctx_free(ctx);
     }
-    printf("\n%-40s %8s %8s %8s  %s\n", "graph (f16, ms, median)", "fused", "no-fus", "cuBLAS", "fused/cuBLAS");
-    for (int i = 0; i < nt; i++) printf("%s\n", table[i]);
+    for (int w = 0; w < 2; w++) {
+        printf("\n%-40s %8s %8s %8s  %s\n", w ? "back to back (f16, ms, median)" : "one call alone (f16, ms, median)",
+               "fused", "no-fus", "cuBLAS", "fused/cuBLAS");
+        for (int i = 0; i < nt; i++) printf("%s\n", table[w][i]);
+    }
     cublasDestroy(h);
     return fails ? 1 : 0;
 }

@@ -101,7 +101,7 @@ if has diff; then
     [ $d -eq 0 ] || rc=1
 fi
 if has bench; then
-    timeout 400 "$B/bench/gpu_bench" ${REPS:-50} >"$OUT/bench.log" 2>&1
+    timeout 560 "$B/bench/gpu_bench" ${REPS:-50} >"$OUT/bench.log" 2>&1
     b=$?
     cat "$OUT/bench.log"
     echo "gpu_bench: exit $b"
