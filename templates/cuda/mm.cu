@@ -12,7 +12,9 @@
  *                              epilogue of C[b][m][n .. n+7] for n % 8 == 0, all
  *                              8 inside (vector loads and 16-byte stores); the
  *                              generator sets it where N % 8 == 0 and every
- *                              stored output is laid out as C
+ *                              stored output is laid out as C; then also
+ *                              KF_MM_STORE16(B, b, m, m1, n, v[16]): rows m
+ *                              and m1 at once, all the loads first
  *   KF_MM_A_PTR(B, b), KF_MM_B_PTR(B, b)      optional: plain row-major operand
  *                              pointers (uint16_t), 16-byte aligned rows: tiles
  *                              are then staged with cp.async
@@ -34,8 +36,9 @@
  * (KF_MM_DIRECT_EPI, the default) STOREs straight from the accumulator
  * fragments: each quad of lanes covers 8 consecutive columns of a row; with
  * KF_MM_EPI8 the quad's four 8-column groups are transposed by shuffles
- * (kf_quad_t8) so that each lane owns 8 consecutive columns and calls
- * STORE8 (the scalar STORE at ragged edges).  The
+ * (kf_quad_t8) so that each lane owns 8 consecutive columns, and the
+ * groups of rows r and r + 8 go to one STORE16 (STORE8, the scalar STORE
+ * at ragged edges), so that one group's loads wait under the other's.  The
  * other variant goes through shared memory (the accumulator tile is written
  * there, then every thread STOREs consecutive columns, fully coalesced); on
  * the H100 it measured slower, since the pass costs more than it saves. */
@@ -228,21 +231,35 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _chunk)(const kf_bufs &B, int64_t b, int64_t 
 #endif
 
 #if KF_MM_TC && KF_MM_EPI8
-/* One quad group of the 8-wide epilogue: x as the accumulator layouts hold
- * it (see kf_quad_t8), transposed, then row m, columns n .. n + 7 (this
- * lane's group) stored, element by element at the ragged edges. */
-KF_INLINE void KF_MM_CAT(KF_MM_FN, _put8)(const kf_bufs &B, int64_t b, const float (&x)[4][2], int64_t m, int64_t n,
-                                          int lane)
+/* Row m, columns n .. n + 7 of the 8-wide epilogue, w already transposed:
+ * one STORE8, or element by element at the ragged edges. */
+KF_INLINE void KF_MM_CAT(KF_MM_FN, _st8)(const kf_bufs &B, int64_t b, const float *w, int64_t m, int64_t n)
 {
     const int64_t M = KF_MM_M, N = KF_MM_N;
-    float w[8];
-    kf_quad_t8(x, w, lane);
     if (m < M && n + 8 <= N) {
         KF_MM_STORE8(B, b, m, n, w);
     } else if (m < M) {
 #pragma unroll
         for (int e = 0; e < 8; e++)
             if (n + e < N) KF_MM_STORE(B, b, m, n + e, w[e]);
+    }
+}
+/* Two quad groups of the 8-wide epilogue, rows m and m + 8, columns n ..
+ * n + 7 (this lane's group): x0, x1 as the accumulator layouts hold them
+ * (see kf_quad_t8), transposed (every lane, before any branch), then both
+ * rows in one STORE16 (all of both sources' loads issued before either
+ * row's arithmetic) where both are inside. */
+KF_INLINE void KF_MM_CAT(KF_MM_FN, _put16)(const kf_bufs &B, int64_t b, const float (&x0)[4][2],
+                                           const float (&x1)[4][2], int64_t m, int64_t n, int lane)
+{
+    float w[16];
+    kf_quad_t8(x0, w, lane);
+    kf_quad_t8(x1, w + 8, lane);
+    if (m + 8 < KF_MM_M && n + 8 <= KF_MM_N) {
+        KF_MM_STORE16(B, b, m, m + 8, n, w);
+    } else {
+        KF_MM_CAT(KF_MM_FN, _st8)(B, b, w, m, n);
+        KF_MM_CAT(KF_MM_FN, _st8)(B, b, w + 8, m + 8, n);
     }
 }
 #endif
@@ -259,13 +276,12 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _wg_epi)(const kf_bufs &B, int64_t b, const f
     /* 8-wide: a quad's four groups of 8 columns transposed through
      * shuffles, then each lane stores 8 consecutive columns of its row */
 #pragma unroll
-    for (int t = 0; t < BN / 32; t++)
-#pragma unroll
-        for (int h = 0; h < 2; h++) {
-            float x[4][2];
-            kf_wg_group(d, t, h, x);
-            KF_MM_CAT(KF_MM_FN, _put8)(B, b, x, m0 + wq * 16 + (lane >> 2) + h * 8, n0 + (4 * t + (lane & 3)) * 8, lane);
-        }
+    for (int t = 0; t < BN / 32; t++) {
+        float x0[4][2], x1[4][2];
+        kf_wg_group(d, t, 0, x0);
+        kf_wg_group(d, t, 1, x1);
+        KF_MM_CAT(KF_MM_FN, _put16)(B, b, x0, x1, m0 + wq * 16 + (lane >> 2), n0 + (4 * t + (lane & 3)) * 8, lane);
+    }
 #else
     const int64_t M = KF_MM_M, N = KF_MM_N;
 #pragma unroll
@@ -990,18 +1006,18 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1) KF_MM_FN(const __grid_
 #pragma unroll
     for (int i = 0; i < MI; i++)
 #pragma unroll
-        for (int t = 0; t < NI / 4; t++)
+        for (int t = 0; t < NI / 4; t++) {
+            float x[2][4][2]; /* rows lane / 4 and 8 more */
 #pragma unroll
-            for (int h = 0; h < 2; h++) {
-                float x[4][2];
+            for (int h = 0; h < 2; h++)
 #pragma unroll
                 for (int g = 0; g < 4; g++) {
-                    x[g][0] = acc[i][4 * t + g][2 * h];
-                    x[g][1] = acc[i][4 * t + g][2 * h + 1];
+                    x[h][g][0] = acc[i][4 * t + g][2 * h];
+                    x[h][g][1] = acc[i][4 * t + g][2 * h + 1];
                 }
-                KF_MM_CAT(KF_MM_FN, _put8)(B, b, x, m0 + wm0 + i * 16 + (lane >> 2) + h * 8,
-                                           n0 + wn0 + (4 * t + (lane & 3)) * 8, lane);
-            }
+            KF_MM_CAT(KF_MM_FN, _put16)(B, b, x[0], x[1], m0 + wm0 + i * 16 + (lane >> 2),
+                                        n0 + wn0 + (4 * t + (lane & 3)) * 8, lane);
+        }
 #elif KF_MM_DIRECT_EPI
     /* the epilogue straight from the fragments (no shared-memory pass) */
 #pragma unroll

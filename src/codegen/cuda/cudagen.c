@@ -420,6 +420,49 @@ static bool gen_pointwise8(cuda_gen *G, kf_buf *out)
     return c->ctx->status == KF_OK;
 }
 
+/* kf_k<id>_epilogue8 (rows 1) or _epilogue16 (rows 2: rows m and m1) for
+ * the stored outputs st: see gen_epilogue8. */
+static void epilogue_rows(cuda_gen *G, kf_buf *fused, kf_node *const *st, int nst, int rows)
+{
+    kf_cg *c = &G->c;
+    kf_node *mm = c->k->anchor;
+    kf_buf body;
+    kf_cg_begin_fn(c, &body);
+    /* v[s][8r + j]: stored output s's storage value at row r, column n + j */
+    const char *v[KF_MAX_DIMS * 4 + 1][16];
+    kf_idx ix[16];
+    for (int j = 0; j < 8; j++) kf_emit(c->body, "const int64_t kf_nj%d = n + %d;", j, j);
+    for (int q = 0; q < 8 * rows; q++) ix[q] = kf_cg_mm_idx(c, mm, mm, q < 8 ? "m" : "m1", kf_cg_fmt(c, "kf_nj%d", q % 8));
+    /* every load first, in one straight run (the math between them, erff
+     * for one, has branches that would keep NVVM from merging them) */
+    for (int q = 0; q < 8 * rows; q++)
+        for (int i = 0; i < c->k->nroots; i++) preload(c, c->k->roots[i], &ix[q], 0);
+    for (int q = 0; q < 8 * rows; q++) {
+        const char *av = kf_cg_tmp(c);
+        kf_emit(c->body, "const float %s = %s(acc[%d]);", av, mm->dtype == KF_F16 ? "kf_round_h" : "kf_round_bf", q);
+        kf_cg_memo_put(c, mm, &ix[q], av);
+        int s = 0;
+        if (c->s->stored[mm->id]) v[s++][q] = av;
+        for (int i = 0; i < c->k->nroots; i++) {
+            kf_node *r = c->k->roots[i];
+            const char *x = kf_cg_pointwise(c, r, &ix[q]);
+            if (!c->s->stored[r->id]) continue;
+            const char *t = kf_cg_tmp(c);
+            kf_emit(c->body, "const %s %s = %s;", kf_cg_stype(r->dtype), t, kf_cg_store_conv(c, r->dtype, x));
+            v[s++][q] = t;
+        }
+    }
+    for (int s = 0; s < nst; s++) {
+        if (st[s] == mm) /* the product itself: its storage value */
+            for (int q = 0; q < 8 * rows; q++) v[s][q] = kf_cg_store_conv(c, mm->dtype, v[s][q]);
+        for (int r = 0; r < rows; r++) store8(c, st[s], v[s] + 8 * r, &ix[8 * r]);
+    }
+    kf_cg_end_fn(c, fused, &body,
+                 kf_cg_fmt(c, "KF_INLINE void kf_k%d_epilogue%d(const kf_bufs &B, kf_ix b, int64_t m, %sint64_t n, "
+                              "const float *acc)",
+                           c->k->id, 8 * rows, rows > 1 ? "int64_t m1, " : ""));
+}
+
 /* The 8-wide epilogue of a tensor-core template (f32 accumulators):
  * kf_k<id>_epilogue8(B, b, m, n, acc[8]) computes C[b][m][n .. n+7] as 8
  * calls of the scalar epilogue would, for a column n that is a multiple of 8,
@@ -445,43 +488,7 @@ static bool gen_epilogue8(cuda_gen *G, kf_buf *fused, int64_t N)
         st[nst++] = r;
     }
     if (!nst) return false;
-    int id = c->k->id;
-    kf_buf body;
-    kf_cg_begin_fn(c, &body);
-    /* v[s][j]: stored output s's storage value at column n + j */
-    const char *v[KF_MAX_DIMS * 4 + 1][8];
-    kf_idx ix[8];
-    for (int j = 0; j < 8; j++) {
-        kf_emit(c->body, "const int64_t kf_nj%d = n + %d;", j, j);
-        ix[j] = kf_cg_mm_idx(c, mm, mm, "m", kf_cg_fmt(c, "kf_nj%d", j));
-    }
-    /* every load first, in one straight run (the math between them, erff
-     * for one, has branches that would keep NVVM from merging them) */
-    for (int j = 0; j < 8; j++)
-        for (int i = 0; i < c->k->nroots; i++) preload(c, c->k->roots[i], &ix[j], 0);
-    for (int j = 0; j < 8; j++) {
-        const char *av = kf_cg_tmp(c);
-        kf_emit(c->body, "const float %s = %s(acc[%d]);", av, mm->dtype == KF_F16 ? "kf_round_h" : "kf_round_bf", j);
-        kf_cg_memo_put(c, mm, &ix[j], av);
-        int s = 0;
-        if (c->s->stored[mm->id]) v[s++][j] = av;
-        for (int i = 0; i < c->k->nroots; i++) {
-            kf_node *r = c->k->roots[i];
-            const char *x = kf_cg_pointwise(c, r, &ix[j]);
-            if (!c->s->stored[r->id]) continue;
-            const char *t = kf_cg_tmp(c);
-            kf_emit(c->body, "const %s %s = %s;", kf_cg_stype(r->dtype), t, kf_cg_store_conv(c, r->dtype, x));
-            v[s++][j] = t;
-        }
-    }
-    for (int s = 0; s < nst; s++) {
-        if (st[s] == mm) /* the product itself: its storage value */
-            for (int j = 0; j < 8; j++) v[s][j] = kf_cg_store_conv(c, mm->dtype, v[s][j]);
-        store8(c, st[s], v[s], &ix[0]);
-    }
-    kf_cg_end_fn(c, fused, &body,
-                 kf_cg_fmt(c, "KF_INLINE void kf_k%d_epilogue8(const kf_bufs &B, kf_ix b, int64_t m, int64_t n, const float *acc)",
-                           id));
+    for (int rows = 1; rows <= 2; rows++) epilogue_rows(G, fused, st, nst, rows);
     return c->ctx->status == KF_OK;
 }
 
@@ -518,7 +525,11 @@ static void gen_template(cuda_gen *G, kf_buf *out)
     bool epi8 = tc && gen_epilogue8(G, &fused, N);
     kf_buf_printf(&fused, "#define KF_MM_TC %d\n#define KF_MM_BF16 %d\n#define KF_MM_T %s\n", tc, mm->dtype == KF_BF16, T);
     kf_buf_printf(&fused, "#define KF_MM_EPI8 %d\n", epi8);
-    if (epi8) kf_buf_printf(&fused, "#define KF_MM_STORE8(B, b, m, n, v) kf_k%d_epilogue8(B, b, m, n, v)\n", id);
+    if (epi8)
+        kf_buf_printf(&fused,
+                      "#define KF_MM_STORE8(B, b, m, n, v) kf_k%d_epilogue8(B, b, m, n, v)\n"
+                      "#define KF_MM_STORE16(B, b, m, m1, n, v) kf_k%d_epilogue16(B, b, m, m1, n, v)\n",
+                      id, id);
     /* the epilogue straight from the accumulator fragments (measured faster
      * on the H100: gelu+res 0.44 ms against 0.57 through shared memory);
      * KFUSE_CUDA_MM_EPI=smem stages the tile for coalesced stores instead */
@@ -596,7 +607,7 @@ static void gen_template(cuda_gen *G, kf_buf *out)
     }
     kf_buf_puts(out, "#undef KF_MM_TC\n#undef KF_MM_BF16\n#undef KF_MM_T\n#undef KF_MM_BATCH\n#undef KF_MM_M\n"
                      "#undef KF_MM_N\n#undef KF_MM_K\n#undef KF_MM_DIRECT_EPI\n#undef KF_MM_LOAD_A\n#undef KF_MM_LOAD_B\n#undef KF_MM_STORE\n"
-                     "#undef KF_MM_EPI8\n#undef KF_MM_STORE8\n");
+                     "#undef KF_MM_EPI8\n#undef KF_MM_STORE8\n#undef KF_MM_STORE16\n");
     if (pa) kf_buf_puts(out, "#undef KF_MM_A_PTR\n");
     if (pb) kf_buf_puts(out, "#undef KF_MM_B_PTR\n");
 }
