@@ -12,7 +12,8 @@
  *                              epilogue of C[b][m][n .. n+7] for n % 8 == 0, all
  *                              8 inside (vector loads and 16-byte stores); the
  *                              generator sets it where N % 8 == 0 and every
- *                              stored output is laid out as C; then also
+ *                              stored output is laid out as C; where a source
+ *                              differs between rows, also
  *                              KF_MM_STORE16(B, b, m, m1, n, v[16]): rows m
  *                              and m1 at once, all the loads first
  *   KF_MM_A_PTR(B, b), KF_MM_B_PTR(B, b)      optional: plain row-major operand
@@ -36,9 +37,10 @@
  * (KF_MM_DIRECT_EPI, the default) STOREs straight from the accumulator
  * fragments: each quad of lanes covers 8 consecutive columns of a row; with
  * KF_MM_EPI8 the quad's four 8-column groups are transposed by shuffles
- * (kf_quad_t8) so that each lane owns 8 consecutive columns, and the
- * groups of rows r and r + 8 go to one STORE16 (STORE8, the scalar STORE
- * at ragged edges), so that one group's loads wait under the other's.  The
+ * (kf_quad_t8) so that each lane owns 8 consecutive columns and calls
+ * STORE8 (the scalar STORE at ragged edges); with STORE16 the groups of
+ * rows r and r + 8 go to one call, so that one row's source loads wait
+ * under the other's arithmetic.  The
  * other variant goes through shared memory (the accumulator tile is written
  * there, then every thread STOREs consecutive columns, fully coalesced); on
  * the H100 it measured slower, since the pass costs more than it saves. */
@@ -231,6 +233,7 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _chunk)(const kf_bufs &B, int64_t b, int64_t 
 #endif
 
 #if KF_MM_TC && KF_MM_EPI8
+#undef KF_MM_PUT_ROWS
 /* Row m, columns n .. n + 7 of the 8-wide epilogue, w already transposed:
  * one STORE8, or element by element at the ragged edges. */
 KF_INLINE void KF_MM_CAT(KF_MM_FN, _st8)(const kf_bufs &B, int64_t b, const float *w, int64_t m, int64_t n)
@@ -244,6 +247,16 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _st8)(const kf_bufs &B, int64_t b, const floa
             if (n + e < N) KF_MM_STORE(B, b, m, n + e, w[e]);
     }
 }
+/* One quad group of the 8-wide epilogue, transposed (every lane), then row
+ * m, columns n .. n + 7 (this lane's group) stored. */
+KF_INLINE void KF_MM_CAT(KF_MM_FN, _put8)(const kf_bufs &B, int64_t b, const float (&x)[4][2], int64_t m, int64_t n,
+                                          int lane)
+{
+    float w[8];
+    kf_quad_t8(x, w, lane);
+    KF_MM_CAT(KF_MM_FN, _st8)(B, b, w, m, n);
+}
+#ifdef KF_MM_STORE16
 /* Two quad groups of the 8-wide epilogue, rows m and m + 8, columns n ..
  * n + 7 (this lane's group): x0, x1 as the accumulator layouts hold them
  * (see kf_quad_t8), transposed (every lane, before any branch), then both
@@ -262,6 +275,15 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _put16)(const kf_bufs &B, int64_t b, const fl
         KF_MM_CAT(KF_MM_FN, _st8)(B, b, w + 8, m + 8, n);
     }
 }
+/* x0, x1: rows m and m + 8 */
+#define KF_MM_PUT_ROWS(B, b, x0, x1, m, n, lane) KF_MM_CAT(KF_MM_FN, _put16)(B, b, x0, x1, m, n, lane)
+#else
+#define KF_MM_PUT_ROWS(B, b, x0, x1, m, n, lane)              \
+    do {                                                      \
+        KF_MM_CAT(KF_MM_FN, _put8)(B, b, x0, m, n, lane);     \
+        KF_MM_CAT(KF_MM_FN, _put8)(B, b, x1, m + 8, n, lane); \
+    } while (0)
+#endif
 #endif
 
 #if KF_MM_TC && KF_MM_WGMMA
@@ -280,7 +302,7 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _wg_epi)(const kf_bufs &B, int64_t b, const f
         float x0[4][2], x1[4][2];
         kf_wg_group(d, t, 0, x0);
         kf_wg_group(d, t, 1, x1);
-        KF_MM_CAT(KF_MM_FN, _put16)(B, b, x0, x1, m0 + wq * 16 + (lane >> 2), n0 + (4 * t + (lane & 3)) * 8, lane);
+        KF_MM_PUT_ROWS(B, b, x0, x1, m0 + wq * 16 + (lane >> 2), n0 + (4 * t + (lane & 3)) * 8, lane);
     }
 #else
     const int64_t M = KF_MM_M, N = KF_MM_N;
@@ -1015,8 +1037,8 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1) KF_MM_FN(const __grid_
                     x[h][g][0] = acc[i][4 * t + g][2 * h];
                     x[h][g][1] = acc[i][4 * t + g][2 * h + 1];
                 }
-            KF_MM_CAT(KF_MM_FN, _put16)(B, b, x[0], x[1], m0 + wm0 + i * 16 + (lane >> 2),
-                                        n0 + wn0 + (4 * t + (lane & 3)) * 8, lane);
+            KF_MM_PUT_ROWS(B, b, x[0], x[1], m0 + wm0 + i * 16 + (lane >> 2), n0 + wn0 + (4 * t + (lane & 3)) * 8,
+                           lane);
         }
 #elif KF_MM_DIRECT_EPI
     /* the epilogue straight from the fragments (no shared-memory pass) */

@@ -420,6 +420,26 @@ static bool gen_pointwise8(cuda_gen *G, kf_buf *out)
     return c->ctx->status == KF_OK;
 }
 
+/* Does pointwise node n (in this kernel's epilogue) read a buffer whose
+ * values differ between rows of the product: one with more than one row
+ * (aligned to the product's dims as broadcasting does), or through a view
+ * (not looked into)? */
+static bool reads_rows(kf_cg *c, const kf_node *n, int depth)
+{
+    if (depth > 64) return true;
+    for (int i = 0; i < n->nin; i++) {
+        const kf_node *x = n->in[i];
+        if (x->op == KF_OP_SCALAR || x == c->k->anchor) continue;
+        if (kf_ops[x->op].kind == KF_K_VIEW) return true;
+        if (c->s->kern[x->id] != c->k->id) {
+            if (x->ndim >= 2 && x->shape[x->ndim - 2] != 1) return true;
+        } else if (kf_ops[x->op].kind == KF_K_POINTWISE && reads_rows(c, x, depth + 1)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* kf_k<id>_epilogue8 (rows 1) or _epilogue16 (rows 2: rows m and m1) for
  * the stored outputs st: see gen_epilogue8. */
 static void epilogue_rows(cuda_gen *G, kf_buf *fused, kf_node *const *st, int nst, int rows)
@@ -470,26 +490,34 @@ static void epilogue_rows(cuda_gen *G, kf_buf *fused, kf_node *const *st, int ns
  * so that NVVM merges the loads of sources contiguous along n into vectors
  * (16-byte aligned: the slots are, N % 8 == 0 and n % 8 == 0 are known after
  * inlining); each stored output is then written with 16-byte stores (8 bytes
- * for 1-byte types).  Only where N % 8 == 0 and every stored output is laid
- * out as the product (its shape): returns false, emitting nothing, otherwise
- * (the template then calls the scalar epilogue). */
-static bool gen_epilogue8(cuda_gen *G, kf_buf *fused, int64_t N)
+ * for 1-byte types).  Where a source differs between rows, also
+ * kf_k<id>_epilogue16(B, b, m, m1, n, acc[16]): rows m and m1 in one
+ * function, all the loads of both first.  Only where N % 8 == 0 and every
+ * stored output is laid out as the product (its shape): returns 0, emitting
+ * nothing, otherwise (the template then calls the scalar epilogue); else 1,
+ * or 2 with the two-row function. */
+static int gen_epilogue8(cuda_gen *G, kf_buf *fused, int64_t N)
 {
     kf_cg *c = &G->c;
     kf_node *mm = c->k->anchor;
-    if (N % 8) return false;
+    if (N % 8) return 0;
     kf_node *st[KF_MAX_DIMS * 4 + 1];
     int nst = 0;
     if (c->s->stored[mm->id]) st[nst++] = mm;
     for (int i = 0; i < c->k->nroots; i++) {
         kf_node *r = c->k->roots[i];
         if (!c->s->stored[r->id]) continue;
-        if (nst == (int)(sizeof st / sizeof *st) || !store8_ok(c, r, mm)) return false;
+        if (nst == (int)(sizeof st / sizeof *st) || !store8_ok(c, r, mm)) return 0;
         st[nst++] = r;
     }
-    if (!nst) return false;
-    for (int rows = 1; rows <= 2; rows++) epilogue_rows(G, fused, st, nst, rows);
-    return c->ctx->status == KF_OK;
+    if (!nst) return 0;
+    /* two rows a call only where a source's loads differ between them: with
+     * row-broadcast sources alone (a bias) it measured slower on the H100
+     * (the skinny silu graph's two-blocks kernel 0.0340 ms against 0.0272) */
+    bool rows2 = false;
+    for (int i = 0; i < c->k->nroots; i++) rows2 = rows2 || reads_rows(c, c->k->roots[i], 0);
+    for (int rows = 1; rows <= (rows2 ? 2 : 1); rows++) epilogue_rows(G, fused, st, nst, rows);
+    return c->ctx->status != KF_OK ? 0 : rows2 ? 2 : 1;
 }
 
 static void gen_template(cuda_gen *G, kf_buf *out)
@@ -522,14 +550,12 @@ static void gen_template(cuda_gen *G, kf_buf *out)
     kf_cg_roots(c, &oix, -1);
     kf_cg_end_fn(c, &fused, &body,
                  kf_cg_fmt(c, "KF_INLINE void kf_k%d_epilogue(const kf_bufs &B, kf_ix b, int64_t m, int64_t n, %s acc)", id, T));
-    bool epi8 = tc && gen_epilogue8(G, &fused, N);
+    int epi8 = tc ? gen_epilogue8(G, &fused, N) : 0; /* 2: also the two-row epilogue */
     kf_buf_printf(&fused, "#define KF_MM_TC %d\n#define KF_MM_BF16 %d\n#define KF_MM_T %s\n", tc, mm->dtype == KF_BF16, T);
-    kf_buf_printf(&fused, "#define KF_MM_EPI8 %d\n", epi8);
-    if (epi8)
-        kf_buf_printf(&fused,
-                      "#define KF_MM_STORE8(B, b, m, n, v) kf_k%d_epilogue8(B, b, m, n, v)\n"
-                      "#define KF_MM_STORE16(B, b, m, m1, n, v) kf_k%d_epilogue16(B, b, m, m1, n, v)\n",
-                      id, id);
+    kf_buf_printf(&fused, "#define KF_MM_EPI8 %d\n", epi8 > 0);
+    if (epi8) kf_buf_printf(&fused, "#define KF_MM_STORE8(B, b, m, n, v) kf_k%d_epilogue8(B, b, m, n, v)\n", id);
+    if (epi8 == 2)
+        kf_buf_printf(&fused, "#define KF_MM_STORE16(B, b, m, m1, n, v) kf_k%d_epilogue16(B, b, m, m1, n, v)\n", id);
     /* the epilogue straight from the accumulator fragments (measured faster
      * on the H100: gelu+res 0.44 ms against 0.57 through shared memory);
      * KFUSE_CUDA_MM_EPI=smem stages the tile for coalesced stores instead */
