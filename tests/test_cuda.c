@@ -231,20 +231,30 @@ static int fake_fuse(void *ctx, const kf_fusion_spec *s, kf_fused_kernel *o, cha
     return 0;
 }
 
+static int fake_mode; /* what the fake backend does (FAKE_*) */
+static const kf_backend fake_be = {.abi_version = KF_BACKEND_ABI_VERSION, .name = "fake", .ctx = &fake_mode,
+                                   .implements = fake_implements, .fuse = fake_fuse};
+
+/* 2 * softmax(x), x f32[8, 40], on a new context (*ctx) with the fake
+ * backend. */
+static kf_graph *fake_graph(kf_ctx **ctx)
+{
+    *ctx = kf_ctx_new(NULL);
+    kf_ctx_add_backend(*ctx, &fake_be);
+    kf_graph *g = kf_graph_new(*ctx);
+    kf_node *x = in(g, "x", KF_F32, 2, (int64_t[]){8, 40});
+    kf_output(g, kf_binary(g, "mul", comp(g, "softmax", 1, &x, -1, NULL), kf_scalar(g, 2, KF_F64)));
+    return g;
+}
+
 /* Compiles y = softmax(x) * 2 with the fake backend in `mode`: its kernel
  * count (*ext: the source holds the backend's entry), or -1 with the error
  * in err. */
 static int fake_compile(int mode, char *err, size_t errsz, bool *ext)
 {
-    static int m;
-    m = mode;
-    static const kf_backend fake = {.abi_version = KF_BACKEND_ABI_VERSION, .name = "fake", .ctx = &m,
-                                     .implements = fake_implements, .fuse = fake_fuse};
-    kf_ctx *ctx = kf_ctx_new(NULL);
-    kf_ctx_add_backend(ctx, &fake);
-    kf_graph *g = kf_graph_new(ctx);
-    kf_node *x = in(g, "x", KF_F32, 2, (int64_t[]){8, 40});
-    kf_output(g, kf_binary(g, "mul", comp(g, "softmax", 1, &x, -1, NULL), kf_scalar(g, 2, KF_F64)));
+    fake_mode = mode;
+    kf_ctx *ctx;
+    kf_graph *g = fake_graph(&ctx);
     kf_compiled *c = kf_compile(g, &(kf_options){.device = KF_DEVICE_CUDA, .compile_only = compile_mode});
     int nk = -1;
     snprintf(err, errsz, "%s", c ? "" : kf_errmsg(ctx));
@@ -264,17 +274,11 @@ static int fake_compile(int mode, char *err, size_t errsz, bool *ext)
  * its kernel is back). */
 static void fake_lowered(void)
 {
-    static int m;
-    static const kf_backend fake = {.abi_version = KF_BACKEND_ABI_VERSION, .name = "fake", .ctx = &m,
-                                     .implements = fake_implements, .fuse = fake_fuse};
-    kf_ctx *ctx = kf_ctx_new(NULL);
-    kf_ctx_add_backend(ctx, &fake);
-    kf_graph *g = kf_graph_new(ctx);
-    kf_node *x = in(g, "x", KF_F32, 2, (int64_t[]){8, 40});
-    kf_output(g, kf_binary(g, "mul", comp(g, "softmax", 1, &x, -1, NULL), kf_scalar(g, 2, KF_F64)));
+    kf_ctx *ctx;
+    kf_graph *g = fake_graph(&ctx);
     kf_options o = {.device = KF_DEVICE_CUDA, .compile_only = compile_mode};
     for (int round = 0; round < 2; round++) {
-        m = round ? FAKE_OK : FAKE_CPU_ONLY;
+        fake_mode = round ? FAKE_OK : FAKE_CPU_ONLY;
         cases++;
         kf_compiled *c = kf_compile(g, &o);
         bool ext = c && strstr(kf_compiled_source(c), "__device__ void kf_ext_k");
