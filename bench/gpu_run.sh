@@ -81,6 +81,10 @@ if has cfgs; then
     printf 'input a : f16[3, 600, 136]\ninput b : f16[3, 136, 2100]\ninput bias : f16[2100]\ny = relu(add(matmul(a, b), bias))\noutput y\n' >"$d/t12.kf"
     # many tiles a block, one k tile each: fewer k tiles than stages
     printf 'input a : f16[4000, 64]\ninput b : f16[64, 1024]\ninput bias : f16[1024]\ny = relu(add(matmul(a, b), bias))\noutput y\n' >"$d/t13.kf"
+    # raw staging (the prologue's source by TMA): an int8 weight off every
+    # tile edge, and both operands' prologues with a broadcast batch
+    printf 'input a : f16[130, 1000]\ninput wq : i8[1000, 272]\ninput scale : f16[272]\ny = matmul(a, mul(cast(wq, dtype=f16), scale))\noutput y\n' >"$d/t14.kf"
+    printf 'input a : f16[3, 100, 264]\ninput wq : i8[264, 400]\ninput s : f16[400]\ny = matmul(relu(a), mul(cast(wq, dtype=f16), s))\noutput y\n' >"$d/t15.kf"
     : >"$OUT/cfgs.log"; nc=0; nbad=0
     for i in ${CFGS:-0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20}; do
         for f in "$d"/t*.kf; do

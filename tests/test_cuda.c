@@ -27,8 +27,8 @@ static int failures, cases;
 static int compile_mode = 1; /* KFUSE_TEST_CUBIN=1: 2, ptxas too */
 
 /* Compiles g in all three fusion modes; want: text that the source of
- * each must contain, or NULL. */
-static void check(kf_graph *g, const char *name, const char *want)
+ * each (with fused_only, of the default mode's) must contain, or NULL. */
+static void check_modes(kf_graph *g, const char *name, const char *want, bool fused_only)
 {
     static const struct {
         const char *n;
@@ -45,7 +45,7 @@ static void check(kf_graph *g, const char *name, const char *want)
             failures++;
             continue;
         }
-        if (want && !strstr(kf_compiled_source(c), want)) {
+        if (want && (m == 0 || !fused_only) && !strstr(kf_compiled_source(c), want)) {
             printf("FAIL %s/%s: the source lacks '%s'\n", name, modes[m].n, want);
             failures++;
         } else {
@@ -55,8 +55,13 @@ static void check(kf_graph *g, const char *name, const char *want)
     }
 }
 
+static void check(kf_graph *g, const char *name, const char *want)
+{
+    check_modes(g, name, want, false);
+}
+
 /* Checks graph g (PREFIX.dtype) unless building it failed; frees it. */
-static void check_built(kf_ctx *ctx, kf_graph *g, const char *prefix, kf_dtype dt, const char *want)
+static void check_built(kf_ctx *ctx, kf_graph *g, const char *prefix, kf_dtype dt, const char *want, bool fused_only)
 {
     char name[32];
     snprintf(name, sizeof name, "%s.%s", prefix, kf_dtype_name(dt));
@@ -65,7 +70,7 @@ static void check_built(kf_ctx *ctx, kf_graph *g, const char *prefix, kf_dtype d
         failures++;
         kf_clear_error(ctx);
     } else {
-        check(g, name, want);
+        check_modes(g, name, want, fused_only);
     }
     kf_graph_free(g);
 }
@@ -131,7 +136,7 @@ static void ops_graph(kf_ctx *ctx, kf_dtype dt)
     kf_node *cc[2] = {x, x};
     kf_attrs ca = {.naxes = 1, .axes = {0}};
     kf_output(g, kf_unary(g, "abs", kf_apply(g, "concat", 2, cc, &ca)));
-    check_built(ctx, g, "ops", dt, NULL);
+    check_built(ctx, g, "ops", dt, NULL, false);
 }
 
 /* The mm template: tensor cores (f16, bf16) and SIMT (f32, f64), plain and
@@ -159,7 +164,24 @@ static void mm_graph(kf_ctx *ctx, kf_dtype dt, const char *prefix, const char *w
     kf_output(g, kf_matmul(g, ab, bb));
     kf_attrs tp = {0};
     kf_output(g, kf_matmul(g, kf_apply(g, "transpose", 1, &br, &tp), kf_apply(g, "transpose", 1, &ar, &tp)));
-    check_built(ctx, g, prefix, dt, want);
+    check_built(ctx, g, prefix, dt, want, false);
+}
+
+/* Raw staging (the warp-specialised kernel's prologues from TMA-loaded
+ * tiles of their source): an int8 weight's dequantisation on B, relu on a
+ * batched A (a rank-3 map), both at once; want: in the fused source. */
+static void raw_graph(kf_ctx *ctx, kf_dtype dt, const char *want)
+{
+    kf_graph *g = kf_graph_new(ctx);
+    kf_node *a = in(g, "a", dt, 2, (int64_t[]){256, 128});
+    kf_node *w8 = in(g, "w8", KF_I8, 2, (int64_t[]){128, 64});
+    kf_node *sc = in(g, "sc", dt, 1, (int64_t[]){64});
+    kf_node *ab = in(g, "ab", dt, 3, (int64_t[]){3, 40, 64});
+    kf_node *b = in(g, "b", dt, 2, (int64_t[]){64, 32});
+    kf_output(g, kf_matmul(g, a, kf_binary(g, "mul", kf_cast(g, w8, dt), sc)));
+    kf_output(g, kf_matmul(g, kf_unary(g, "relu", ab), b));
+    kf_output(g, kf_matmul(g, kf_unary(g, "relu", a), kf_binary(g, "mul", kf_cast(g, w8, dt), sc)));
+    check_built(ctx, g, "mm_raw", dt, want, true);
 }
 
 static kf_node *comp(kf_graph *g, const char *op, int nin, kf_node **v, int64_t axis, kf_node **res)
@@ -199,7 +221,7 @@ static void rownorm_graph(kf_dtype dt)
     kf_node *t3 = in(g, "t3", dt, 3, (int64_t[]){4, 6, 70}), *w3 = in(g, "w3", dt, 2, (int64_t[]){6, 70});
     kf_node *rn3[2] = {t3, w3};
     kf_output(g, comp(g, "rms_norm", 2, rn3, 1, NULL));
-    check_built(ctx, g, "rownorm", dt, "rownorm: layer_norm, 2 rows x 20000 cols");
+    check_built(ctx, g, "rownorm", dt, "rownorm: layer_norm, 2 rows x 20000 cols", false);
     kf_ctx_free(ctx);
 }
 
@@ -373,8 +395,9 @@ int main(int argc, char **argv)
     /* the Hopper kernels, forced (compile_only stands for sm_90, so tuning
      * would not pick them): wgmma, and the warp-specialised one with TMA
      * operands, operands computed by one or two producer warpgroups,
-     * batched maps, the staged epilogue, two blocks a multiprocessor and
-     * ping-pong (TMA operands only: the others fall back); assembled to sm_90a cubins, since ptxas is what
+     * batched maps, the staged epilogue, two blocks a multiprocessor,
+     * ping-pong (TMA operands only: the others fall back) and the raw
+     * staging of prologues' sources; assembled to sm_90a cubins, since ptxas is what
      * checks their register budget */
     static const struct {
         const char *cfg, *name, *want;
@@ -393,6 +416,10 @@ int main(int argc, char **argv)
         setenv("KFUSE_CUDA_MM_CFG", hop[i].cfg, 1);
         mm_graph(ctx, hop[i].dt, hop[i].name, hop[i].want);
     }
+    setenv("KFUSE_CUDA_MM_CFG", "15", 1);
+    raw_graph(ctx, KF_F16, "#define KF_MM_B_RAW 2");
+    setenv("KFUSE_CUDA_MM_CFG", "16", 1);
+    raw_graph(ctx, KF_BF16, "#define KF_MM_A_RAW 3");
     unsetenv("KFUSE_CUDA_MM_CFG");
     compile_mode = mode;
     rownorm_graph(KF_F32);

@@ -163,6 +163,8 @@ const char *kf_cg_convert(kf_cg *c, kf_dtype from, kf_dtype to, const char *v)
     if (to == KF_BOOL) return kf_cg_fmt(c, "(int64_t)(%s != 0)", v);
     if (kf_dtype_is_float(to)) {
         const char *x = kf_cg_fmt(c, "(%s)%s", kf_cg_ctype(to), v);
+        /* 8-bit integers and bools are exact in every float type */
+        if (from == KF_I8 || from == KF_U8 || from == KF_BOOL) return x;
         if (to == KF_F16) x = kf_cg_fmt(c, "kf_round_h(%s)", x);
         if (to == KF_BF16) x = kf_cg_fmt(c, "kf_round_bf(%s)", x);
         return x;
@@ -899,16 +901,66 @@ bool kf_cg_mm_operand_ptr(kf_cg *c, kf_buf *out, int op, kf_dtype dt, const char
     return true;
 }
 
-void kf_cg_mm_prologue(kf_cg *c, kf_buf *out, int op, const char *table, const char *batch)
+/* A node with x's shape, reached from x through pointwise nodes of that
+ * shape computed here: the first buffer (not a view, not a constant) among
+ * them, which the prologue reads at x's own index. */
+static const kf_node *raw_walk(kf_cg *c, const kf_node *x, const kf_node *n, int depth)
+{
+    if (depth > 32 || n->op == KF_OP_SCALAR || kf_ops[n->op].kind == KF_K_VIEW || n->ndim != x->ndim) return NULL;
+    for (int d = 0; d < n->ndim; d++)
+        if (n->shape[d] != x->shape[d]) return NULL;
+    if (!(c->s->kern[n->id] == c->k->id && c->s->home[n->id] != n->id)) return n;
+    if (kf_ops[n->op].kind != KF_K_POINTWISE) return NULL;
+    for (int i = 0; i < n->nin; i++) {
+        const kf_node *r = raw_walk(c, x, n->in[i], depth + 1);
+        if (r) return r;
+    }
+    return NULL;
+}
+
+const kf_node *kf_cg_mm_raw_source(kf_cg *c, int op)
+{
+    const kf_node *mm = c->k->anchor, *x = mm->in[op];
+    if (!c->k->prologue[op] || kf_dtype_size(x->dtype) > 4) return NULL;
+    if (x->ndim != mm->ndim && x->ndim != 2) return NULL;
+    for (int d = 0; x->ndim == mm->ndim && d < x->ndim - 2; d++)
+        if (x->shape[d] != mm->shape[d]) return NULL;
+    const kf_node *r = raw_walk(c, x, x, 0);
+    if (!r) return NULL;
+    size_t esz = kf_dtype_size(r->dtype);
+    /* TMA: 1-, 2- or 4-byte elements, rows a multiple of 16 bytes */
+    if (esz > 4 || (x->shape[x->ndim - 1] * (int64_t)esz) % 16) return NULL;
+    return r;
+}
+
+/* The loader of operand op; with src (kf_cg_mm_raw_source), the variant that
+ * takes src's element at the operand's index as `raw` rather than loading it. */
+static void mm_prologue(kf_cg *c, kf_buf *out, int op, const char *table, const char *batch, const kf_node *src)
 {
     kf_node *mm = c->k->anchor, *x = mm->in[op];
     kf_dtype acc = mm->dtype == KF_F64 ? KF_F64 : KF_F32;
     kf_buf body;
     kf_cg_begin_fn(c, &body);
     kf_idx ix = op == 0 ? kf_cg_mm_idx(c, mm, x, "m", "k") : kf_cg_mm_idx(c, mm, x, "k", "n");
+    if (src) {
+        const char *v = kf_cg_tmp(c);
+        kf_emit(c->body, "const %s %s = %s;", kf_cg_ctype(src->dtype), v, kf_cg_load_conv(c, src->dtype, "raw"));
+        kf_cg_memo_put(c, src, &ix, v);
+    }
     kf_emit(c->body, "return %s;", kf_cg_convert(c, x->dtype, acc, kf_cg_gen(c, x, &ix)));
     kf_cg_end_fn(c, out, &body,
-                 kf_cg_fmt(c, "KF_INLINE %s kf_k%d_prologue_%c(%s B, %s b, int64_t %s, int64_t %s)",
-                           kf_cg_ctype(acc), c->k->id, op == 0 ? 'a' : 'b', table, batch, op == 0 ? "m" : "k",
-                           op == 0 ? "k" : "n"));
+                 kf_cg_fmt(c, "KF_INLINE %s kf_k%d_prologue_%c%s(%s B, %s b, int64_t %s, int64_t %s%s%s)",
+                           kf_cg_ctype(acc), c->k->id, op == 0 ? 'a' : 'b', src ? "_raw" : "", table, batch,
+                           op == 0 ? "m" : "k", op == 0 ? "k" : "n", src ? ", " : "",
+                           src ? kf_cg_fmt(c, "%s raw", kf_cg_stype(src->dtype)) : ""));
+}
+
+void kf_cg_mm_prologue(kf_cg *c, kf_buf *out, int op, const char *table, const char *batch)
+{
+    mm_prologue(c, out, op, table, batch, NULL);
+}
+
+void kf_cg_mm_prologue_raw(kf_cg *c, kf_buf *out, int op, const kf_node *src, const char *table, const char *batch)
+{
+    mm_prologue(c, out, op, table, batch, src);
 }

@@ -121,6 +121,15 @@ void kf_cg_end_fn(kf_cg *c, kf_buf *out, kf_buf *body, const char *sig);
 
 /* the mm template's operand loaders, prologues applied */
 void kf_cg_mm_prologue(kf_cg *c, kf_buf *out, int op, const char *table, const char *batch);
+/* The buffer that operand op's prologue reads at the operand's own index
+ * (through pointwise nodes of the operand's shape only): an input or a node
+ * realised elsewhere, of 1-, 2- or 4-byte elements, rows a multiple of 16
+ * bytes, batch dims the product's or none; else NULL.  The CUDA template
+ * loads its tiles by TMA and applies the rest of the prologue from shared
+ * memory with kf_kN_prologue_a|b_raw(TABLE B, BATCH b, i, j, STYPE raw),
+ * which kf_cg_mm_prologue_raw writes. */
+const kf_node *kf_cg_mm_raw_source(kf_cg *c, int op);
+void kf_cg_mm_prologue_raw(kf_cg *c, kf_buf *out, int op, const kf_node *src, const char *table, const char *batch);
 /* Can the template read operand op (0: a, 1: b) of the kernel's mm in place:
  * no prologue, of dtype dt, its own buffer (computed elsewhere, not a view),
  * batch dims those of the product or none, rows a multiple of align

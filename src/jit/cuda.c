@@ -35,11 +35,9 @@ enum {
 typedef struct {
     _Alignas(128) uint64_t q[16];
 } CUtensorMap;
+/* (the data type and the swizzle come from the code generator: kf_cuda_tmap) */
 enum {
-    CU_TENSOR_MAP_DATA_TYPE_FLOAT16 = 6,
-    CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 = 9,
     CU_TENSOR_MAP_INTERLEAVE_NONE = 0,
-    CU_TENSOR_MAP_SWIZZLE_128B = 3,
     CU_TENSOR_MAP_L2_PROMOTION_L2_256B = 3,
     CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE = 0
 };
@@ -496,9 +494,9 @@ static int call_args(kf_cuda_plan *p, int i, uint64_t *table, void **args)
         if (t->slot < 0 || p->mapped[2 * i + j] == table[t->slot]) continue;
         const unsigned one[3] = {1, 1, 1};
         CUresult r = cu.TensorMapEncodeTiled(
-            m, t->bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16, (unsigned)t->rank,
-            (void *)(uintptr_t)table[t->slot], t->dim, t->stride, t->box, one, CU_TENSOR_MAP_INTERLEAVE_NONE,
-            CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+            m, t->dtype, (unsigned)t->rank, (void *)(uintptr_t)table[t->slot], t->dim, t->stride, t->box, one,
+            CU_TENSOR_MAP_INTERLEAVE_NONE, t->swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
         if (cu_check(p->ctx, r, "cuTensorMapEncodeTiled")) return -1;
         p->mapped[2 * i + j] = table[t->slot];
     }

@@ -378,6 +378,23 @@ template <int BF16> KF_INLINE void kf_ld_shared16_t(uint32_t src, float *v)
         v[2 * i + 1] = BF16 ? kf_bf2f((uint16_t)(u[i] >> 16)) : kf_h2f((uint16_t)(u[i] >> 16));
     }
 }
+/* raw staging (see _raw_tile below): 2, 4 or 8 words from shared memory */
+KF_INLINE void kf_ld_shared_raw(uint32_t src, uint32_t *u, int words)
+{
+    if (words == 2)
+        asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];\n" : "=r"(u[0]), "=r"(u[1]) : "r"(src));
+    else
+        asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n" : "=r"(u[0]), "=r"(u[1]), "=r"(u[2]), "=r"(u[3]) : "r"(src));
+    if (words == 8)
+        asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n" : "=r"(u[4]), "=r"(u[5]), "=r"(u[6]), "=r"(u[7]) : "r"(src + 16));
+}
+/* 8 raw values of type T (the first 8 of v), loaded as 32-bit words u */
+template <class T> union kf_raw8 {
+    uint32_t u[8];
+    T v[32 / sizeof(T)];
+};
+/* barrier 2 among the 128 producer threads only */
+KF_INLINE void kf_bar_producers() { asm volatile("bar.sync 2, 128;\n" ::: "memory"); }
 /* barrier 1 among the consumer warpgroups only */
 template <int NTH> KF_INLINE void kf_bar_consumers() { asm volatile("bar.sync 1, %0;\n" ::"n"(NTH) : "memory"); }
 template <int R> KF_INLINE void kf_setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(R)); }
@@ -474,6 +491,12 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _stg_epi)(const kf_bufs &B, int64_t b, uint32
 #define KF_MM_PRODUCER_REGS 40
 #define KF_MM_CONSUMER_REGS 232
 #define KF_MM_WS_G 1
+#elif defined(KF_MM_A_RAW) || defined(KF_MM_B_RAW)
+#define KF_MM_RAW 1
+#define KF_MM_NPRO 1
+#define KF_MM_PRODUCER_REGS 88
+#define KF_MM_CONSUMER_REGS 208
+#define KF_MM_WS_G 4
 #elif KF_MM_BN == 256
 #define KF_MM_NPRO 1
 #define KF_MM_PRODUCER_REGS 88
@@ -484,11 +507,66 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _stg_epi)(const kf_bufs &B, int64_t b, uint32
 #define KF_MM_WS_G 8
 #endif
 #define KF_MM_NT ((KF_MM_BM / 64 + KF_MM_NPRO) * 128 + (KF_MM_NPRO ? 0 : 32))
+#ifdef KF_MM_RAW
+#define KF_MM_RAW_ON 1
+#else
+#define KF_MM_RAW_ON 0
+#endif
 #if KF_MM_CTAS != 1 && !(KF_MM_CTAS == 2 && KF_MM_BN == 128 && defined(KF_MM_A_TMA) && defined(KF_MM_B_TMA))
 #error "two blocks a multiprocessor: 64 x 128 accumulators a consumer, TMA producers"
 #endif
 #if KF_MM_WGMMA == 4 && !(KF_MM_BN == 128 && defined(KF_MM_A_TMA) && defined(KF_MM_B_TMA))
 #error "ping-pong: 128 x 128 accumulators a consumer, TMA producers"
+#endif
+#ifdef KF_MM_RAW
+/* Raw staging (KF_MM_A_RAW / KF_MM_B_RAW: the tensor map's rank): an operand
+ * whose prologue reads one buffer at the operand's own index (an int8
+ * weight, an f32 activation) has that buffer's tiles loaded by TMA, as they
+ * are, into a raw slot beside each stage: A as BM rows of 64 k, B as 64 k
+ * rows of BN, row-major.  The producer warpgroup's 128 threads then apply
+ * the rest of the prologue from there (KF_MM_LOAD_A_RAW / _B_RAW, the
+ * generator's kf_kN_prologue_a|b_raw), 8 consecutive values a chunk, every
+ * load of G chunks before their stores, into the stage's wgmma layout.  One
+ * thread issues the raw loads S iterations ahead, once every producer has
+ * read the slot. */
+/* One stage's operand X (0: A, BM x 64; 1: B, 64 x BN) from its raw slot
+ * sr into the stage's swizzled tile st: chunk q of this thread's, from
+ * tid + 128 q.  IN: the whole tile inside the matrix. */
+template <int X, int BM, int BN, bool IN, class T>
+KF_INLINE void KF_MM_CAT(KF_MM_FN, _raw_tile)(const kf_bufs &B, int64_t b, uint32_t sr, uint32_t st, int64_t r0, int64_t c0, int tid)
+{
+    enum { W = X ? BN : 64, CH = W / 8, NQ = (X ? 64 : BM) * CH / 128, G = KF_MM_WS_G };
+    const int64_t R = X ? KF_MM_K : KF_MM_M, C = X ? KF_MM_N : KF_MM_K;
+#pragma unroll
+    for (int q0 = 0; q0 < NQ; q0 += G) {
+        kf_raw8<T> w[G];
+#pragma unroll
+        for (int i = 0; i < G; i++) {
+            const int idx = tid + (q0 + i) * 128, r = idx / CH, c = idx % CH;
+            kf_ld_shared_raw(sr + (uint32_t)((r * W + c * 8) * (int)sizeof(T)), w[i].u, (int)(2 * sizeof(T)));
+        }
+#pragma unroll
+        for (int i = 0; i < G; i++) {
+            const int idx = tid + (q0 + i) * 128, r = idx / CH, c = idx % CH;
+            const int64_t gr = r0 + r, gc = c0 + c * 8;
+            float v[8];
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+#if defined(KF_MM_A_RAW) && defined(KF_MM_B_RAW)
+                const float x = X ? (float)KF_MM_LOAD_B_RAW(B, b, gr, gc + j, w[i].v[j]) : (float)KF_MM_LOAD_A_RAW(B, b, gr, gc + j, w[i].v[j]);
+#elif defined(KF_MM_A_RAW)
+                const float x = (float)KF_MM_LOAD_A_RAW(B, b, gr, gc + j, w[i].v[j]);
+#else
+                const float x = (float)KF_MM_LOAD_B_RAW(B, b, gr, gc + j, w[i].v[j]);
+#endif
+                v[j] = IN || (gr < R && gc + j < C) ? x : 0.0f;
+            }
+            const uint32_t dst = X ? st + (c >> 3) * 8192 + r * 128 + (((c & 7) ^ (r & 7)) << 4)
+                                   : st + r * 128 + ((c ^ (r & 7)) << 4);
+            kf_st_shared16(dst, v);
+        }
+    }
+}
 #endif
 extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
     KF_MM_FN(const __grid_constant__ kf_bufs B, const __grid_constant__ kf_tmap TA, const __grid_constant__ kf_tmap TB)
@@ -502,7 +580,7 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
     static_assert(BM == 128 && (BM * 8 / NP) % KF_MM_WS_G == 0 && (64 * BCH / NP) % KF_MM_WS_G == 0,
                   "producer tile loads, register split");
     extern __shared__ __align__(1024) unsigned char kf_smem[];
-    __shared__ __align__(8) uint64_t kf_bars[2 * S + 2]; /* full, empty; ping-pong's turns */
+    __shared__ __align__(8) uint64_t kf_bars[3 * S + 2]; /* full, empty; ping-pong's turns; raw slots full */
     const int64_t M = KF_MM_M, N = KF_MM_N, K = KF_MM_K;
     const int nm = (int)((M + BM - 1) / BM), nn = (int)((N + BN - 1) / BN), KT = (int)((K + 63) / 64);
     const int64_t per_batch = (int64_t)nm * nn, tiles = per_batch * KF_MM_BATCH;
@@ -526,6 +604,7 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
             kf_mbar_init(empty0 + 8 * S, 128);
             kf_mbar_init(empty0 + 8 * S + 8, 128);
         }
+        for (int s = 0; KF_MM_RAW_ON && s < S; s++) kf_mbar_init(full0 + 8 * (2 * S + 2 + s), 1);
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
     __syncthreads();
@@ -537,6 +616,112 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
 #endif
         if (producers == 1 && tid != 0) return;
         int it = 0;
+#ifdef KF_MM_RAW
+        {
+            /* raw staging (see _raw_tile above): slot s after the stages and the staged tile */
+#ifdef KF_MM_A_RAW
+            typedef KF_MM_A_RAW_T TRA;
+#else
+            typedef uint8_t TRA;
+#endif
+#ifdef KF_MM_B_RAW
+            typedef KF_MM_B_RAW_T TRB;
+#else
+            typedef uint8_t TRB;
+#endif
+            enum {
+#ifdef KF_MM_A_RAW
+                RA = BM * 64 * (int)sizeof(TRA),
+#else
+                RA = 0,
+#endif
+#ifdef KF_MM_B_RAW
+                RB = 64 * BN * (int)sizeof(TRB),
+#else
+                RB = 0,
+#endif
+                RAW_BYTES = RA + RB
+            };
+            const uint32_t rbase = sbase + S * STAGE_BYTES + (KF_MM_WGMMA == 3 ? BM * BN * 2 : 0);
+            const uint32_t rfull0 = full0 + 8 * (2 * S + 2);
+            /* iteration j: tile blockIdx.x + (j / KT) gridDim.x, k tile j % KT */
+            auto issue = [&](int j) {
+                const int64_t t = blockIdx.x + (int64_t)(j / KT) * gridDim.x;
+                if (t >= tiles) return;
+                int tm, tn;
+                const int64_t b = t / per_batch;
+                kf_mm_tile((int)(t % per_batch), nm, nn, &tm, &tn);
+                const int k0 = (j % KT) * 64, m0 = tm * BM, n0 = tn * BN, s = j % S;
+                const uint32_t rf = rfull0 + 8 * s, sr = rbase + s * RAW_BYTES;
+                (void)b, (void)k0, (void)m0, (void)n0, (void)sr;
+                kf_mbar_arrive_expect(rf, RAW_BYTES);
+#if KF_MM_A_RAW == 3
+                kf_tma3(sr, TA, k0, m0, (int)b, rf);
+#elif defined(KF_MM_A_RAW)
+                kf_tma2(sr, TA, k0, m0, rf);
+#endif
+#if KF_MM_B_RAW == 3
+                kf_tma3(sr + RA, TB, n0, k0, (int)b, rf);
+#elif defined(KF_MM_B_RAW)
+                kf_tma2(sr + RA, TB, n0, k0, rf);
+#endif
+            };
+            if (tid == 0)
+                for (int j = 0; j < S; j++) issue(j);
+            for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
+                int tm, tn;
+                const int64_t b = t / per_batch;
+                kf_mm_tile((int)(t % per_batch), nm, nn, &tm, &tn);
+                const int64_t m0 = (int64_t)tm * BM, n0 = (int64_t)tn * BN;
+                for (int kt = 0; kt < KT; kt++, it++) {
+                    const int s = it % S;
+                    if (it >= S) kf_mbar_wait(empty0 + 8 * s, ((it / S) - 1) & 1);
+                    const uint32_t sa = sbase + s * STAGE_BYTES, sb = sa + A_BYTES, full = full0 + 8 * s;
+                    const uint32_t sr = rbase + s * RAW_BYTES;
+                    const int64_t k0 = (int64_t)kt * 64;
+                    (void)sr;
+#if defined(KF_MM_A_TMA) || defined(KF_MM_B_TMA)
+                    if (tid == 0) {
+#ifdef KF_MM_A_TMA
+                        kf_mbar_expect(full, A_BYTES);
+#if KF_MM_A_TMA == 3
+                        kf_tma3(sa, TA, (int)k0, (int)m0, (int)b, full);
+#else
+                        kf_tma2(sa, TA, (int)k0, (int)m0, full);
+#endif
+#else
+                        kf_mbar_expect(full, B_BYTES);
+#pragma unroll
+                        for (int j = 0; j < BN / 64; j++) {
+#if KF_MM_B_TMA == 3
+                            kf_tma3(sb + j * 8192, TB, (int)n0 + 64 * j, (int)k0, (int)b, full);
+#else
+                            kf_tma2(sb + j * 8192, TB, (int)n0 + 64 * j, (int)k0, full);
+#endif
+                        }
+#endif
+                    }
+#endif
+                    kf_mbar_wait(rfull0 + 8 * s, (it / S) & 1);
+                    const bool in = m0 + BM <= M && n0 + BN <= N && k0 + 64 <= K;
+                    (void)in;
+#ifdef KF_MM_A_RAW
+                    if (in) KF_MM_CAT(KF_MM_FN, _raw_tile)<0, BM, BN, true, TRA>(B, b, sr, sa, m0, k0, tid);
+                    else KF_MM_CAT(KF_MM_FN, _raw_tile)<0, BM, BN, false, TRA>(B, b, sr, sa, m0, k0, tid);
+#endif
+#ifdef KF_MM_B_RAW
+                    if (in) KF_MM_CAT(KF_MM_FN, _raw_tile)<1, BM, BN, true, TRB>(B, b, sr + RA, sb, k0, n0, tid);
+                    else KF_MM_CAT(KF_MM_FN, _raw_tile)<1, BM, BN, false, TRB>(B, b, sr + RA, sb, k0, n0, tid);
+#endif
+                    kf_fence_async_smem(); /* the stores, read next by the tensor cores */
+                    kf_mbar_arrive(full);
+                    kf_bar_producers(); /* every producer done with raw slot s */
+                    if (tid == 0) issue(it + S);
+                }
+            }
+            return;
+        }
+#endif
         for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
             int tm, tn;
             const int64_t b = t / per_batch;
@@ -715,6 +900,8 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
 #endif
 }
 #undef KF_MM_NT
+#undef KF_MM_RAW
+#undef KF_MM_RAW_ON
 #undef KF_MM_WS_G
 #undef KF_MM_NPRO
 #undef KF_MM_PRODUCER_REGS

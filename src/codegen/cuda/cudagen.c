@@ -293,6 +293,28 @@ static bool wg_ok(cuda_gen *G, const kf_mm_cfg *f, bool pa, bool pb)
            (cfg_smem(f, true) + 1024) * (unsigned)f->ctas <= (unsigned)G->t->smem_optin + 1024;
 }
 
+/* Raw staging (mm.cu's KF_MM_A_RAW / _B_RAW): the bytes a stage of
+ * configuration f holds of the operands' raw sources (raw[op], or NULL). */
+static unsigned raw_stage_bytes(const kf_mm_cfg *f, const kf_node *const *raw)
+{
+    unsigned n = 0;
+    if (raw[0]) n += (unsigned)(f->bm * 64) * (unsigned)kf_dtype_size(raw[0]->dtype);
+    if (raw[1]) n += (unsigned)(64 * f->bn) * (unsigned)kf_dtype_size(raw[1]->dtype);
+    return n;
+}
+
+/* Does configuration f stage the raw sources: a warp-specialised one of a
+ * block a multiprocessor, every operand either plain (pa, pb: loaded by
+ * TMA) or with a raw source, and the stages with their raw slots within
+ * the shared memory? */
+static bool raw_ok(cuda_gen *G, const kf_mm_cfg *f, bool pa, bool pb, const kf_node *const *raw)
+{
+    if ((f->wgmma != 2 && f->wgmma != 3) || f->ctas != 1 || !(raw[0] || raw[1])) return false;
+    if (!(pa || raw[0]) || !(pb || raw[1]) || !tma_fits(G->c.k->anchor) || G->t->sm_major != 9) return false;
+    unsigned smem = cfg_smem(f, true) + (unsigned)f->stages * raw_stage_bytes(f, raw);
+    return G->t->smem_optin <= 0 || smem <= (unsigned)G->t->smem_optin;
+}
+
 /* The warp-specialised kernel's launch: persistent (a block per
  * multiprocessor at most, over every tile of every batch) and, for each
  * plain operand (a or b, else NULL), a TMA tensor map: A as [batch,] M rows
@@ -300,7 +322,7 @@ static bool wg_ok(cuda_gen *G, const kf_mm_cfg *f, bool pa, bool pb)
  * 64 k.  KF_MM_A_TMA / KF_MM_B_TMA tell the kernel the map's rank; an
  * operand without one is computed by the producer threads. */
 static void ws_launch(cuda_gen *G, kf_buf *out, kf_cuda_call *l, const kf_mm_cfg *f, const kf_node *a,
-                      const kf_node *b, int64_t tiles, int64_t batch)
+                      const kf_node *b, const kf_node *const *raw, int64_t tiles, int64_t batch)
 {
     kf_node *mm = G->c.k->anchor;
     int64_t M = mm->shape[mm->ndim - 2], N = mm->shape[mm->ndim - 1], K = mm->in[0]->shape[mm->in[0]->ndim - 1];
@@ -311,25 +333,31 @@ static void ws_launch(cuda_gen *G, kf_buf *out, kf_cuda_call *l, const kf_mm_cfg
     l->ntmap = 2;
     if (!tma_fits(mm)) a = b = NULL;
     /* producers: mm.cu */
-    l->block[0] = f->ctas > 1 ? cfg_threads(f) : (unsigned)((f->bm / 64 + ((a && b) || f->bn == 256 ? 1 : 2)) * 128);
+    bool rw = raw && (raw[0] || raw[1]);
+    l->block[0] = f->ctas > 1 ? cfg_threads(f)
+                              : (unsigned)((f->bm / 64 + ((a && b) || rw || f->bn == 256 ? 1 : 2)) * 128);
     const kf_node *op[2] = {a, b};
     for (int i = 0; i < 2; i++) {
         kf_cuda_tmap *t = &l->tmap[i];
         t->slot = -1;
-        if (!op[i]) continue;
+        const kf_node *x = op[i] ? op[i] : rw ? raw[i] : NULL;
+        if (!x) continue;
         int64_t rows = i ? K : M, cols = i ? N : K;
-        t->slot = G->c.slot[op[i]->id];
-        t->bf16 = mm->dtype == KF_BF16;
-        t->rank = op[i]->ndim == 2 ? 2 : 3;
+        uint64_t esz = op[i] ? 2 : (uint64_t)kf_dtype_size(x->dtype);
+        t->slot = G->c.slot[x->id];
+        /* a raw source's bytes as they are: u8, u16 or u32 */
+        t->dtype = op[i] ? (mm->dtype == KF_BF16 ? 9 : 6) : esz == 1 ? 0 : esz == 2 ? 1 : 2;
+        t->swizzle = op[i] ? 3 : 0;
+        t->rank = x->ndim == 2 ? 2 : 3;
         t->dim[0] = (uint64_t)cols;
         t->dim[1] = (uint64_t)rows;
         t->dim[2] = (uint64_t)batch;
-        t->stride[0] = (uint64_t)cols * 2;
-        t->stride[1] = (uint64_t)(rows * cols) * 2;
-        t->box[0] = 64;
+        t->stride[0] = (uint64_t)cols * esz;
+        t->stride[1] = (uint64_t)(rows * cols) * esz;
+        t->box[0] = !op[i] && i ? (unsigned)f->bn : 64;
         t->box[1] = i ? 64 : (unsigned)f->bm;
         t->box[2] = 1;
-        kf_buf_printf(out, "#define KF_MM_%c_TMA %d\n", i ? 'B' : 'A', t->rank);
+        kf_buf_printf(out, "#define KF_MM_%c_%s %d\n", i ? 'B' : 'A', op[i] ? "TMA" : "RAW", t->rank);
     }
 }
 
@@ -537,6 +565,16 @@ static void gen_template(cuda_gen *G, kf_buf *out)
      * template's indices keeps the optimiser from merging a chunk's 8 loads
      * of a contiguous source into one vector load */
     for (int op = 0; op < 2; op++) kf_cg_mm_prologue(c, &fused, op, "const kf_bufs &", "kf_ix");
+    /* the prologues' raw sources, for the warp-specialised kernel's raw staging */
+    const kf_node *raw[2] = {NULL, NULL};
+    for (int op = 0; tc && op < 2; op++) {
+        raw[op] = kf_cg_mm_raw_source(c, op);
+        if (!raw[op]) continue;
+        kf_cg_mm_prologue_raw(c, &fused, op, raw[op], "const kf_bufs &", "kf_ix");
+        kf_buf_printf(&fused, "#define KF_MM_%c_RAW_T %s\n", op ? 'B' : 'A', kf_cg_stype(raw[op]->dtype));
+        kf_buf_printf(&fused, "#define KF_MM_LOAD_%c_RAW(B, b, i, j, raw) kf_k%d_prologue_%c_raw(B, b, i, j, raw)\n",
+                      op ? 'B' : 'A', id, op ? 'b' : 'a');
+    }
     kf_cg_begin_fn(c, &body);
     kf_idx oix = kf_cg_mm_idx(c, mm, mm, "m", "n");
     const char *av = "acc";
@@ -609,13 +647,15 @@ static void gen_template(cuda_gen *G, kf_buf *out)
                           f->bm, f->bn, f->bk, f->wm, f->wn, f->stages, f->wgmma);
             kf_buf_printf(out, "#define KF_MM_CTAS %d\n", f->ctas);
             int64_t tiles = ((M + f->bm - 1) / f->bm) * ((N + f->bn - 1) / f->bn);
-            l = add_launch(G, name, batch ? tiles : 0, cfg_threads(f), cfg_smem(f, direct));
+            bool rw = raw_ok(G, f, pa, pb, raw);
+            unsigned smem = cfg_smem(f, direct) + (rw ? (unsigned)f->stages * raw_stage_bytes(f, raw) : 0);
+            l = add_launch(G, name, batch ? tiles : 0, cfg_threads(f), smem);
             if (l) {
                 l->grid[1] = (unsigned)batch;
                 l->variant = v;
                 l->tuned = pick < 0;
                 snprintf(l->key, sizeof l->key, "%s", key);
-                if (f->wgmma >= 2) ws_launch(G, out, l, f, pa ? A : NULL, pb ? Bn : NULL, tiles * batch, batch);
+                if (f->wgmma >= 2) ws_launch(G, out, l, f, pa ? A : NULL, pb ? Bn : NULL, rw ? raw : NULL, tiles * batch, batch);
             }
         } else {
             kf_buf_printf(out, "/* kfuse-tile: kernel %d simt 64x64x16 (%s) */\n", id, T);
@@ -629,11 +669,14 @@ static void gen_template(cuda_gen *G, kf_buf *out)
         kf_buf_puts(out, "\n#undef KF_MM_FN\n");
         if (tc)
             kf_buf_puts(out, "#undef KF_MM_BM\n#undef KF_MM_BN\n#undef KF_MM_BK\n#undef KF_MM_WM\n#undef KF_MM_WN\n"
-                             "#undef KF_MM_STAGES\n#undef KF_MM_WGMMA\n#undef KF_MM_CTAS\n#undef KF_MM_A_TMA\n#undef KF_MM_B_TMA\n");
+                             "#undef KF_MM_STAGES\n#undef KF_MM_WGMMA\n#undef KF_MM_CTAS\n#undef KF_MM_A_TMA\n#undef KF_MM_B_TMA\n"
+                             "#undef KF_MM_A_RAW\n#undef KF_MM_B_RAW\n");
     }
     kf_buf_puts(out, "#undef KF_MM_TC\n#undef KF_MM_BF16\n#undef KF_MM_T\n#undef KF_MM_BATCH\n#undef KF_MM_M\n"
                      "#undef KF_MM_N\n#undef KF_MM_K\n#undef KF_MM_DIRECT_EPI\n#undef KF_MM_LOAD_A\n#undef KF_MM_LOAD_B\n#undef KF_MM_STORE\n"
                      "#undef KF_MM_EPI8\n#undef KF_MM_STORE8\n#undef KF_MM_STORE16\n");
+    for (int op = 0; op < 2; op++)
+        if (raw[op]) kf_buf_printf(out, "#undef KF_MM_%c_RAW_T\n#undef KF_MM_LOAD_%c_RAW\n", op ? 'B' : 'A', op ? 'B' : 'A');
     if (pa) kf_buf_puts(out, "#undef KF_MM_A_PTR\n");
     if (pb) kf_buf_puts(out, "#undef KF_MM_B_PTR\n");
 }

@@ -11,12 +11,14 @@
 
 #include "../gen.h"
 
-/* A TMA tensor map (the warp-specialised mm kernel's plain operands), encoded
- * by the runtime at launch from the slot's pointer: 128-byte swizzle, zeros
- * outside. */
+/* A TMA tensor map of the warp-specialised mm kernel, encoded by the
+ * runtime at launch from the slot's pointer, zeros outside: a plain
+ * operand's (f16 or bf16, 128-byte swizzle, the wgmma layout) or the raw
+ * source of an operand's prologue (its bytes as they are, no swizzle). */
 typedef struct kf_cuda_tmap {
     int slot;              /* -1: unused (a zeroed map is passed) */
-    int bf16;              /* element type: bf16, else f16 */
+    int dtype;             /* CUtensorMapDataType: 0 u8, 1 u16, 2 u32, 6 f16, 9 bf16 */
+    int swizzle;           /* CUtensorMapSwizzle: 3 128-byte, 0 none */
     int rank;              /* 2, or 3 with the batch dim */
     uint64_t dim[3];       /* elements, innermost first */
     uint64_t stride[2];    /* bytes, of dims 1 and 2 */
