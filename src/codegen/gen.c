@@ -964,3 +964,67 @@ void kf_cg_mm_prologue_raw(kf_cg *c, kf_buf *out, int op, const kf_node *src, co
 {
     mm_prologue(c, out, op, table, batch, src);
 }
+
+/* ---- packed f16 prologues: two neighbours along the operand's rows at once ---- */
+typedef struct h2_walk {
+    kf_cg *c;
+    const kf_node *x, *src;
+    kf_idx ix;
+    bool ok;
+} h2_walk;
+
+/* n's value at the pair (ix, ix + 1 in the last dim) as f16x2 bits, or
+ * w->ok false where the chain holds what the packed ops do not cover. */
+static const char *h2_gen(h2_walk *w, const kf_node *n, int depth)
+{
+    kf_cg *c = w->c;
+    bool int8 = w->src->dtype == KF_I8 || w->src->dtype == KF_U8;
+    if (!w->ok || depth > 32) goto fail;
+    /* the staged source: f16 pairs, or an 8-bit integer's exact f16 cast,
+     * which the template converts (mm.cu: kf_raw_h2) */
+    if ((n == w->src && n->dtype == KF_F16) || (int8 && n->op == KF_OP_CAST && n->in[0] == w->src && n->dtype == KF_F16))
+        return "raw";
+    if (n->dtype != KF_F16) goto fail;
+    if (n->op == KF_OP_SCALAR) return kf_cg_fmt(c, "kf_h2_dup(kf_f2h(%s))", literal(c, n));
+    if (kf_ops[n->op].kind == KF_K_VIEW) goto fail;
+    bool here = c->s->kern[n->id] == c->k->id && c->s->home[n->id] != n->id;
+    const char *v = kf_cg_tmp(c);
+    if (!here) {
+        /* a buffer: a pair of neighbours, or one value broadcast along the rows */
+        kf_idx yi = kf_cg_bcast_idx(n, &w->ix);
+        const char *at = kf_cg_fmt(c, "%s[%s]", kf_cg_ptr(c, n, false), kf_cg_linear(c, n, &yi));
+        if (n->ndim > 0 && n->shape[n->ndim - 1] != 1) kf_emit(c->body, "const uint32_t %s = *(const uint32_t *)&%s;", v, at);
+        else kf_emit(c->body, "const uint32_t %s = kf_h2_dup(%s);", v, at);
+        return v;
+    }
+    if (n->ndim != w->x->ndim) goto fail;
+    for (int d = 0; d < n->ndim; d++)
+        if (n->shape[d] != w->x->shape[d]) goto fail;
+    const char *fn = n->op == KF_OP_ADD ? "add" : n->op == KF_OP_SUB ? "sub" : n->op == KF_OP_MUL ? "mul" : NULL;
+    if (!fn) goto fail;
+    const char *a = h2_gen(w, n->in[0], depth + 1), *b = h2_gen(w, n->in[1], depth + 1);
+    if (!w->ok) goto fail;
+    kf_emit(c->body, "const uint32_t %s = kf_h2_%s(%s, %s);", v, fn, a, b);
+    return v;
+fail:
+    w->ok = false;
+    return "0u";
+}
+
+bool kf_cg_mm_prologue_h2(kf_cg *c, kf_buf *out, int op, const kf_node *src, const char *table, const char *batch)
+{
+    kf_node *mm = c->k->anchor, *x = mm->in[op];
+    if (mm->dtype != KF_F16 || x->dtype != KF_F16 || x->shape[x->ndim - 1] % 2) return false;
+    kf_buf body;
+    kf_cg_begin_fn(c, &body);
+    h2_walk w = {c, x, src, op == 0 ? kf_cg_mm_idx(c, mm, x, "m", "k") : kf_cg_mm_idx(c, mm, x, "k", "n"), true};
+    kf_emit(c->body, "return %s;", h2_gen(&w, x, 0));
+    if (!w.ok) {
+        kf_buf_free(&body);
+        return false;
+    }
+    kf_cg_end_fn(c, out, &body,
+                 kf_cg_fmt(c, "KF_INLINE uint32_t kf_k%d_prologue_%c_h2(%s B, %s b, int64_t %s, int64_t %s, uint32_t raw)",
+                           c->k->id, op == 0 ? 'a' : 'b', table, batch, op == 0 ? "m" : "k", op == 0 ? "k" : "n"));
+    return c->ctx->status == KF_OK;
+}

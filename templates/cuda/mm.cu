@@ -393,6 +393,28 @@ template <class T> union kf_raw8 {
     uint32_t u[8];
     T v[32 / sizeof(T)];
 };
+/* 8 raw values (words u) as 4 f16x2 pairs h: f16 as they are; 8-bit
+ * integers exactly, each byte b (int8: biased by 128) put under the
+ * exponent of 1024 (0x6400 | b is 1024 + b), then 1024 (+ 128) taken off */
+template <class T> KF_INLINE void kf_raw_h2(const uint32_t *u, uint32_t *h)
+{
+    if (sizeof(T) == 2) {
+#pragma unroll
+        for (int i = 0; i < 4; i++) h[i] = u[i];
+        return;
+    }
+    const bool sgn = (T)-1 < 0;
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        const uint32_t v = sgn ? u[i] ^ 0x80808080u : u[i], off = sgn ? 0x64806480u : 0x64006400u;
+        h[2 * i] = kf_h2_sub(__byte_perm(v, 0x64646464u, 0x4140), off);
+        h[2 * i + 1] = kf_h2_sub(__byte_perm(v, 0x64646464u, 0x4342), off);
+    }
+}
+KF_INLINE void kf_st_shared_w4(uint32_t dst, const uint32_t *h)
+{
+    asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};\n" ::"r"(dst), "r"(h[0]), "r"(h[1]), "r"(h[2]), "r"(h[3]));
+}
 /* barrier 2 among the 128 producer threads only */
 KF_INLINE void kf_bar_producers() { asm volatile("bar.sync 2, 128;\n" ::: "memory"); }
 /* barrier 1 among the consumer warpgroups only */
@@ -529,6 +551,20 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _stg_epi)(const kf_bufs &B, int64_t b, uint32
  * load of G chunks before their stores, into the stage's wgmma layout.  One
  * thread issues the raw loads S iterations ahead, once every producer has
  * read the slot. */
+/* the packed prologue of operand X (KF_MM_LOAD_A_H2 / _B_H2, the generator's
+ * kf_kN_prologue_a|b_h2), where there is one */
+#ifdef KF_MM_LOAD_A_H2
+#define KF_MM_A_H2 1
+#else
+#define KF_MM_A_H2 0
+#define KF_MM_LOAD_A_H2(B, b, i, j, raw) 0u
+#endif
+#ifdef KF_MM_LOAD_B_H2
+#define KF_MM_B_H2 1
+#else
+#define KF_MM_B_H2 0
+#define KF_MM_LOAD_B_H2(B, b, i, j, raw) 0u
+#endif
 /* One stage's operand X (0: A, BM x 64; 1: B, 64 x BN) from its raw slot
  * sr into the stage's swizzled tile st: chunk q of this thread's, from
  * tid + 128 q.  IN: the whole tile inside the matrix. */
@@ -549,6 +585,18 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _raw_tile)(const kf_bufs &B, int64_t b, uint3
         for (int i = 0; i < G; i++) {
             const int idx = tid + (q0 + i) * 128, r = idx / CH, c = idx % CH;
             const int64_t gr = r0 + r, gc = c0 + c * 8;
+            const uint32_t dst = X ? st + (c >> 3) * 8192 + r * 128 + (((c & 7) ^ (r & 7)) << 4)
+                                   : st + r * 128 + ((c ^ (r & 7)) << 4);
+            if (IN && (X ? KF_MM_B_H2 : KF_MM_A_H2)) {
+                /* packed: 4 pairs of f16 */
+                uint32_t h[4];
+                kf_raw_h2<T>(w[i].u, h);
+#pragma unroll
+                for (int j = 0; j < 4; j++)
+                    h[j] = X ? KF_MM_LOAD_B_H2(B, b, gr, gc + 2 * j, h[j]) : KF_MM_LOAD_A_H2(B, b, gr, gc + 2 * j, h[j]);
+                kf_st_shared_w4(dst, h);
+                continue;
+            }
             float v[8];
 #pragma unroll
             for (int j = 0; j < 8; j++) {
@@ -561,8 +609,6 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _raw_tile)(const kf_bufs &B, int64_t b, uint3
 #endif
                 v[j] = IN || (gr < R && gc + j < C) ? x : 0.0f;
             }
-            const uint32_t dst = X ? st + (c >> 3) * 8192 + r * 128 + (((c & 7) ^ (r & 7)) << 4)
-                                   : st + r * 128 + ((c ^ (r & 7)) << 4);
             kf_st_shared16(dst, v);
         }
     }
@@ -900,6 +946,16 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
 #endif
 }
 #undef KF_MM_NT
+#ifdef KF_MM_RAW
+#if !KF_MM_A_H2
+#undef KF_MM_LOAD_A_H2
+#endif
+#if !KF_MM_B_H2
+#undef KF_MM_LOAD_B_H2
+#endif
+#undef KF_MM_A_H2
+#undef KF_MM_B_H2
+#endif
 #undef KF_MM_RAW
 #undef KF_MM_RAW_ON
 #undef KF_MM_WS_G

@@ -58,6 +58,29 @@ KF_INLINE uint16_t kf_f2bf(float f)
 KF_INLINE float kf_round_h(float x) { return kf_h2f(kf_f2h(x)); }
 KF_INLINE float kf_round_bf(float x) { return kf_bf2f(kf_f2bf(x)); }
 
+/* f16x2 arithmetic (round to nearest even, as the f32 op then the rounding
+ * to f16: double rounding is harmless for +, -, * since 24 >= 2 * 11 + 2),
+ * for the mm template's packed prologues */
+KF_INLINE uint32_t kf_h2_dup(uint16_t h) { return (uint32_t)h * 0x10001u; }
+KF_INLINE uint32_t kf_h2_add(uint32_t a, uint32_t b)
+{
+    uint32_t r;
+    asm("add.rn.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+KF_INLINE uint32_t kf_h2_sub(uint32_t a, uint32_t b)
+{
+    uint32_t r;
+    asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+KF_INLINE uint32_t kf_h2_mul(uint32_t a, uint32_t b)
+{
+    uint32_t r;
+    asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+
 /* the helpers both targets share follow this prelude: templates/common/helpers.h */
 
 /* ---- float transcendentals: the CUDA math library (a few ulp); fast-math

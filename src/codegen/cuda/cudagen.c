@@ -567,6 +567,7 @@ static void gen_template(cuda_gen *G, kf_buf *out)
     for (int op = 0; op < 2; op++) kf_cg_mm_prologue(c, &fused, op, "const kf_bufs &", "kf_ix");
     /* the prologues' raw sources, for the warp-specialised kernel's raw staging */
     const kf_node *raw[2] = {NULL, NULL};
+    bool h2[2] = {false, false};
     for (int op = 0; tc && op < 2; op++) {
         raw[op] = kf_cg_mm_raw_source(c, op);
         if (!raw[op]) continue;
@@ -574,6 +575,10 @@ static void gen_template(cuda_gen *G, kf_buf *out)
         kf_buf_printf(&fused, "#define KF_MM_%c_RAW_T %s\n", op ? 'B' : 'A', kf_cg_stype(raw[op]->dtype));
         kf_buf_printf(&fused, "#define KF_MM_LOAD_%c_RAW(B, b, i, j, raw) kf_k%d_prologue_%c_raw(B, b, i, j, raw)\n",
                       op ? 'B' : 'A', id, op ? 'b' : 'a');
+        h2[op] = kf_cg_mm_prologue_h2(c, &fused, op, raw[op], "const kf_bufs &", "kf_ix");
+        if (h2[op])
+            kf_buf_printf(&fused, "#define KF_MM_LOAD_%c_H2(B, b, i, j, raw) kf_k%d_prologue_%c_h2(B, b, i, j, raw)\n",
+                          op ? 'B' : 'A', id, op ? 'b' : 'a');
     }
     kf_cg_begin_fn(c, &body);
     kf_idx oix = kf_cg_mm_idx(c, mm, mm, "m", "n");
@@ -676,7 +681,9 @@ static void gen_template(cuda_gen *G, kf_buf *out)
                      "#undef KF_MM_N\n#undef KF_MM_K\n#undef KF_MM_DIRECT_EPI\n#undef KF_MM_LOAD_A\n#undef KF_MM_LOAD_B\n#undef KF_MM_STORE\n"
                      "#undef KF_MM_EPI8\n#undef KF_MM_STORE8\n#undef KF_MM_STORE16\n");
     for (int op = 0; op < 2; op++)
-        if (raw[op]) kf_buf_printf(out, "#undef KF_MM_%c_RAW_T\n#undef KF_MM_LOAD_%c_RAW\n", op ? 'B' : 'A', op ? 'B' : 'A');
+        if (raw[op])
+            kf_buf_printf(out, "#undef KF_MM_%c_RAW_T\n#undef KF_MM_LOAD_%c_RAW\n%s", op ? 'B' : 'A', op ? 'B' : 'A',
+                          !h2[op] ? "" : op ? "#undef KF_MM_LOAD_B_H2\n" : "#undef KF_MM_LOAD_A_H2\n");
     if (pa) kf_buf_puts(out, "#undef KF_MM_A_PTR\n");
     if (pb) kf_buf_puts(out, "#undef KF_MM_B_PTR\n");
 }
