@@ -530,9 +530,9 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _stg_epi)(const kf_bufs &B, int64_t b, uint32
 #endif
 #define KF_MM_NT ((KF_MM_BM / 64 + KF_MM_NPRO) * 128 + (KF_MM_NPRO ? 0 : 32))
 #ifdef KF_MM_RAW
-#define KF_MM_RAW_ON 1
+#define KF_MM_RAW_R KF_MM_RAW_SLOTS
 #else
-#define KF_MM_RAW_ON 0
+#define KF_MM_RAW_R 0
 #endif
 #if KF_MM_CTAS != 1 && !(KF_MM_CTAS == 2 && KF_MM_BN == 128 && defined(KF_MM_A_TMA) && defined(KF_MM_B_TMA))
 #error "two blocks a multiprocessor: 64 x 128 accumulators a consumer, TMA producers"
@@ -547,10 +547,12 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _stg_epi)(const kf_bufs &B, int64_t b, uint32
  * are, into a raw slot beside each stage: A as BM rows of 64 k, B as 64 k
  * rows of BN, row-major.  The producer warpgroup's 128 threads then apply
  * the rest of the prologue from there (KF_MM_LOAD_A_RAW / _B_RAW, the
- * generator's kf_kN_prologue_a|b_raw), 8 consecutive values a chunk, every
- * load of G chunks before their stores, into the stage's wgmma layout.  One
- * thread issues the raw loads S iterations ahead, once every producer has
- * read the slot. */
+ * generator's kf_kN_prologue_a|b_raw, or its packed _h2 where there is
+ * one), 8 consecutive values a chunk, every load of G chunks before their
+ * stores, into the stage's wgmma layout.  The raw slots are a ring of their
+ * own, KF_MM_RAW_SLOTS deep (as many as the shared memory holds, up to 8):
+ * one thread issues the raw loads that many iterations ahead, once every
+ * producer has read the slot. */
 /* the packed prologue of operand X (KF_MM_LOAD_A_H2 / _B_H2, the generator's
  * kf_kN_prologue_a|b_h2), where there is one */
 #ifdef KF_MM_LOAD_A_H2
@@ -626,7 +628,7 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
     static_assert(BM == 128 && (BM * 8 / NP) % KF_MM_WS_G == 0 && (64 * BCH / NP) % KF_MM_WS_G == 0,
                   "producer tile loads, register split");
     extern __shared__ __align__(1024) unsigned char kf_smem[];
-    __shared__ __align__(8) uint64_t kf_bars[3 * S + 2]; /* full, empty; ping-pong's turns; raw slots full */
+    __shared__ __align__(8) uint64_t kf_bars[2 * S + 2 + KF_MM_RAW_R]; /* full, empty; ping-pong's turns; raw slots */
     const int64_t M = KF_MM_M, N = KF_MM_N, K = KF_MM_K;
     const int nm = (int)((M + BM - 1) / BM), nn = (int)((N + BN - 1) / BN), KT = (int)((K + 63) / 64);
     const int64_t per_batch = (int64_t)nm * nn, tiles = per_batch * KF_MM_BATCH;
@@ -650,7 +652,7 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
             kf_mbar_init(empty0 + 8 * S, 128);
             kf_mbar_init(empty0 + 8 * S + 8, 128);
         }
-        for (int s = 0; KF_MM_RAW_ON && s < S; s++) kf_mbar_init(full0 + 8 * (2 * S + 2 + s), 1);
+        for (int s = 0; s < KF_MM_RAW_R; s++) kf_mbar_init(full0 + 8 * (2 * S + 2 + s), 1);
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
     __syncthreads();
@@ -664,7 +666,7 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
         int it = 0;
 #ifdef KF_MM_RAW
         {
-            /* raw staging (see _raw_tile above): slot s after the stages and the staged tile */
+            /* raw staging (see _raw_tile above): R slots after the stages and the staged tile */
 #ifdef KF_MM_A_RAW
             typedef KF_MM_A_RAW_T TRA;
 #else
@@ -686,18 +688,18 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
 #else
                 RB = 0,
 #endif
-                RAW_BYTES = RA + RB
+                RAW_BYTES = RA + RB, R = KF_MM_RAW_SLOTS
             };
             const uint32_t rbase = sbase + S * STAGE_BYTES + (KF_MM_WGMMA == 3 ? BM * BN * 2 : 0);
             const uint32_t rfull0 = full0 + 8 * (2 * S + 2);
-            /* iteration j: tile blockIdx.x + (j / KT) gridDim.x, k tile j % KT */
+            /* iteration j: tile blockIdx.x + (j / KT) gridDim.x, k tile j % KT, slot j % R */
             auto issue = [&](int j) {
                 const int64_t t = blockIdx.x + (int64_t)(j / KT) * gridDim.x;
                 if (t >= tiles) return;
                 int tm, tn;
                 const int64_t b = t / per_batch;
                 kf_mm_tile((int)(t % per_batch), nm, nn, &tm, &tn);
-                const int k0 = (j % KT) * 64, m0 = tm * BM, n0 = tn * BN, s = j % S;
+                const int k0 = (j % KT) * 64, m0 = tm * BM, n0 = tn * BN, s = j % R;
                 const uint32_t rf = rfull0 + 8 * s, sr = rbase + s * RAW_BYTES;
                 (void)b, (void)k0, (void)m0, (void)n0, (void)sr;
                 kf_mbar_arrive_expect(rf, RAW_BYTES);
@@ -713,7 +715,7 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
 #endif
             };
             if (tid == 0)
-                for (int j = 0; j < S; j++) issue(j);
+                for (int j = 0; j < R; j++) issue(j);
             for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
                 int tm, tn;
                 const int64_t b = t / per_batch;
@@ -723,7 +725,7 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
                     const int s = it % S;
                     if (it >= S) kf_mbar_wait(empty0 + 8 * s, ((it / S) - 1) & 1);
                     const uint32_t sa = sbase + s * STAGE_BYTES, sb = sa + A_BYTES, full = full0 + 8 * s;
-                    const uint32_t sr = rbase + s * RAW_BYTES;
+                    const uint32_t sr = rbase + (it % R) * RAW_BYTES;
                     const int64_t k0 = (int64_t)kt * 64;
                     (void)sr;
 #if defined(KF_MM_A_TMA) || defined(KF_MM_B_TMA)
@@ -748,7 +750,7 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
 #endif
                     }
 #endif
-                    kf_mbar_wait(rfull0 + 8 * s, (it / S) & 1);
+                    kf_mbar_wait(rfull0 + 8 * (it % R), (it / R) & 1);
                     const bool in = m0 + BM <= M && n0 + BN <= N && k0 + 64 <= K;
                     (void)in;
 #ifdef KF_MM_A_RAW
@@ -761,8 +763,8 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
 #endif
                     kf_fence_async_smem(); /* the stores, read next by the tensor cores */
                     kf_mbar_arrive(full);
-                    kf_bar_producers(); /* every producer done with raw slot s */
-                    if (tid == 0) issue(it + S);
+                    kf_bar_producers(); /* every producer done with the raw slot */
+                    if (tid == 0) issue(it + R);
                 }
             }
             return;
@@ -957,7 +959,7 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
 #undef KF_MM_B_H2
 #endif
 #undef KF_MM_RAW
-#undef KF_MM_RAW_ON
+#undef KF_MM_RAW_R
 #undef KF_MM_WS_G
 #undef KF_MM_NPRO
 #undef KF_MM_PRODUCER_REGS

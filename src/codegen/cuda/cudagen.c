@@ -303,16 +303,19 @@ static unsigned raw_stage_bytes(const kf_mm_cfg *f, const kf_node *const *raw)
     return n;
 }
 
-/* Does configuration f stage the raw sources: a warp-specialised one of a
- * block a multiprocessor, every operand either plain (pa, pb: loaded by
- * TMA) or with a raw source, and the stages with their raw slots within
- * the shared memory? */
-static bool raw_ok(cuda_gen *G, const kf_mm_cfg *f, bool pa, bool pb, const kf_node *const *raw)
+/* The raw slots configuration f has room for (0: it does not stage the raw
+ * sources): a warp-specialised configuration of a block a multiprocessor,
+ * every operand either plain (pa, pb: loaded by TMA) or with a raw source,
+ * and at least two raw slots (up to 8) in the shared memory the stages
+ * leave.  The raw loads run that many iterations ahead. */
+static int raw_slots(cuda_gen *G, const kf_mm_cfg *f, bool pa, bool pb, const kf_node *const *raw)
 {
-    if ((f->wgmma != 2 && f->wgmma != 3) || f->ctas != 1 || !(raw[0] || raw[1])) return false;
-    if (!(pa || raw[0]) || !(pb || raw[1]) || !tma_fits(G->c.k->anchor) || G->t->sm_major != 9) return false;
-    unsigned smem = cfg_smem(f, true) + (unsigned)f->stages * raw_stage_bytes(f, raw);
-    return G->t->smem_optin <= 0 || smem <= (unsigned)G->t->smem_optin;
+    if ((f->wgmma != 2 && f->wgmma != 3) || f->ctas != 1 || !(raw[0] || raw[1])) return 0;
+    if (!(pa || raw[0]) || !(pb || raw[1]) || !tma_fits(G->c.k->anchor) || G->t->sm_major != 9) return 0;
+    int64_t room = (int64_t)(G->t->smem_optin > 0 ? G->t->smem_optin : 227 * 1024) - cfg_smem(f, true);
+    int64_t r = room / raw_stage_bytes(f, raw);
+    r = r > 8 ? 8 : r;
+    return r >= 2 ? (int)r : 0;
 }
 
 /* The warp-specialised kernel's launch: persistent (a block per
@@ -652,8 +655,10 @@ static void gen_template(cuda_gen *G, kf_buf *out)
                           f->bm, f->bn, f->bk, f->wm, f->wn, f->stages, f->wgmma);
             kf_buf_printf(out, "#define KF_MM_CTAS %d\n", f->ctas);
             int64_t tiles = ((M + f->bm - 1) / f->bm) * ((N + f->bn - 1) / f->bn);
-            bool rw = raw_ok(G, f, pa, pb, raw);
-            unsigned smem = cfg_smem(f, direct) + (rw ? (unsigned)f->stages * raw_stage_bytes(f, raw) : 0);
+            int nraw = raw_slots(G, f, pa, pb, raw);
+            bool rw = nraw > 0;
+            unsigned smem = cfg_smem(f, direct) + (unsigned)nraw * raw_stage_bytes(f, raw);
+            if (rw) kf_buf_printf(out, "#define KF_MM_RAW_SLOTS %d\n", nraw);
             l = add_launch(G, name, batch ? tiles : 0, cfg_threads(f), smem);
             if (l) {
                 l->grid[1] = (unsigned)batch;
@@ -675,7 +680,7 @@ static void gen_template(cuda_gen *G, kf_buf *out)
         if (tc)
             kf_buf_puts(out, "#undef KF_MM_BM\n#undef KF_MM_BN\n#undef KF_MM_BK\n#undef KF_MM_WM\n#undef KF_MM_WN\n"
                              "#undef KF_MM_STAGES\n#undef KF_MM_WGMMA\n#undef KF_MM_CTAS\n#undef KF_MM_A_TMA\n#undef KF_MM_B_TMA\n"
-                             "#undef KF_MM_A_RAW\n#undef KF_MM_B_RAW\n");
+                             "#undef KF_MM_A_RAW\n#undef KF_MM_B_RAW\n#undef KF_MM_RAW_SLOTS\n");
     }
     kf_buf_puts(out, "#undef KF_MM_TC\n#undef KF_MM_BF16\n#undef KF_MM_T\n#undef KF_MM_BATCH\n#undef KF_MM_M\n"
                      "#undef KF_MM_N\n#undef KF_MM_K\n#undef KF_MM_DIRECT_EPI\n#undef KF_MM_LOAD_A\n#undef KF_MM_LOAD_B\n#undef KF_MM_STORE\n"
