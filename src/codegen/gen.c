@@ -134,8 +134,33 @@ const char *kf_cg_load_conv(kf_cg *c, kf_dtype t, const char *v)
     }
 }
 
+/* The 16-bit twin of f16/bf16 temporary v (the bits it was rounded from),
+ * or NULL. */
+static const char *twin_of(kf_cg *c, const char *v)
+{
+    for (int i = c->ntwin - 1; i >= 0; i--)
+        if (strcmp(c->twin[2 * i], v) == 0) return c->twin[2 * i + 1];
+    return NULL;
+}
+
+static void twin_put(kf_cg *c, const char *v, const char *h)
+{
+    if (c->ntwin == c->captwin) {
+        int nc = c->captwin ? c->captwin * 2 : 32;
+        const char **t = kf_realloc(c->ctx, c->twin, sizeof *t * 2 * (size_t)nc);
+        if (!t) return;
+        c->twin = t;
+        c->captwin = nc;
+    }
+    c->twin[2 * c->ntwin] = v;
+    c->twin[2 * c->ntwin + 1] = h;
+    c->ntwin++;
+}
+
 const char *kf_cg_store_conv(kf_cg *c, kf_dtype t, const char *v)
 {
+    const char *h = t == KF_F16 || t == KF_BF16 ? twin_of(c, v) : NULL;
+    if (h) return h;
     switch (t) {
     case KF_F16: return kf_cg_fmt(c, "kf_f2h(%s)", v);
     case KF_BF16: return kf_cg_fmt(c, "kf_f2bf(%s)", v);
@@ -313,6 +338,22 @@ const char *kf_cg_gen(kf_cg *c, kf_node *n, const kf_idx *ix)
     return kf_cg_pointwise(c, n, ix);
 }
 
+/* Does pointwise node n give a value of its float dtype exactly, its float
+ * operands all of that dtype (a choice, a sign, a clamp to bounds of that
+ * dtype, floor and ceil)?  Then an f16/bf16 result needs no rounding. */
+static bool exact_op(const kf_node *n)
+{
+    switch (n->op) {
+    case KF_OP_RELU: case KF_OP_ABS: case KF_OP_NEG: case KF_OP_MAXIMUM: case KF_OP_MINIMUM: case KF_OP_CLAMP:
+    case KF_OP_FLOOR: case KF_OP_CEIL: case KF_OP_SIGN: case KF_OP_WHERE: case KF_OP_COPY: break;
+    default: return false;
+    }
+    if (!kf_dtype_is_float(n->dtype)) return false;
+    for (int i = n->op == KF_OP_WHERE ? 1 : 0; i < n->nin; i++)
+        if (n->in[i]->dtype != n->dtype) return false;
+    return true;
+}
+
 /* Computes pointwise node n at ix from its operands into a new temporary. */
 const char *kf_cg_pointwise(kf_cg *c, kf_node *n, const kf_idx *ix)
 {
@@ -325,9 +366,20 @@ const char *kf_cg_pointwise(kf_cg *c, kf_node *n, const kf_idx *ix)
     const char *e;
     if (n->op == KF_OP_CAST) e = kf_cg_convert(c, n->in[0]->dtype, n->dtype, args[0]);
     else e = expand(c, kf_ops[n->op].cexpr, args, kf_cg_tletter(it));
-    if (kf_ops[n->op].flags & KF_F_BOOLOUT) e = kf_cg_fmt(c, "(int64_t)%s", e);
-    else if (n->op != KF_OP_CAST) e = kf_cg_fit_dtype(c, n->dtype, e);
     const char *v = kf_cg_tmp(c);
+    bool half = n->dtype == KF_F16 || n->dtype == KF_BF16;
+    if (kf_ops[n->op].flags & KF_F_BOOLOUT) {
+        e = kf_cg_fmt(c, "(int64_t)%s", e);
+    } else if (half && n->op != KF_OP_CAST && !exact_op(n)) {
+        /* rounded through its 16-bit twin, which a store then takes as is */
+        const char *h = kf_cg_tmp(c);
+        bool f16 = n->dtype == KF_F16;
+        kf_emit(c->body, "const uint16_t %s = %s(%s);", h, f16 ? "kf_f2h" : "kf_f2bf", e);
+        e = kf_cg_fmt(c, "%s(%s)", f16 ? "kf_h2f" : "kf_bf2f", h);
+        twin_put(c, v, h);
+    } else if (n->op != KF_OP_CAST && !(half && exact_op(n))) {
+        e = kf_cg_fit_dtype(c, n->dtype, e);
+    }
     kf_emit(c->body, "const %s %s = %s;", kf_cg_ctype(n->dtype), v, e);
     kf_cg_memo_put(c, n, ix, v);
     return v;
@@ -370,6 +422,7 @@ void kf_cg_begin_fn(kf_cg *c, kf_buf *body)
     body->indent = 1;
     c->body = body;
     c->nmemo = 0;
+    c->ntwin = 0;
     int nslots = 0;
     for (int i = 0; i < c->g->nnodes; i++)
         if (c->slot[i] >= nslots) nslots = c->slot[i] + 1;

@@ -61,6 +61,9 @@ typedef struct kf_cg {
     int tmp;
     kf_memo_ent *memo;
     int nmemo, capmemo;
+    /* f16/bf16 values: the float temporary and its 16-bit twin, pairs */
+    const char **twin;
+    int ntwin, captwin;
     kf_kernel *k;
     /* external templates: hooks address buffers by their index in the
      * fusion spec; local[slot] is that index, or -1 */

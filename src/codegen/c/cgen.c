@@ -204,6 +204,7 @@ int kf_cg_c_generate(kf_sched *s, char *refused_epi, char *refused_pro, kf_cprog
     if (c.retry && ctx->status == KF_OK) {
         kf_buf_free(&src);
         kf_free(ctx, c.memo);
+        kf_free(ctx, (void *)c.twin);
         kf_arena_free(&ar);
         kf_cprog_free(ctx, out);
         return 1;
@@ -222,6 +223,7 @@ int kf_cg_c_generate(kf_sched *s, char *refused_epi, char *refused_pro, kf_cprog
     for (int i = 0; i < s->nk; i++) kf_buf_printf(&src, "    kf_k%d(B);\n", i);
     kf_buf_puts(&src, "}\n");
     kf_free(ctx, c.memo);
+    kf_free(ctx, (void *)c.twin);
     out->source = kf_buf_take(&src);
     kf_arena_free(&ar);
     if (!out->source || ctx->status != KF_OK) goto fail2;
@@ -229,6 +231,7 @@ int kf_cg_c_generate(kf_sched *s, char *refused_epi, char *refused_pro, kf_cprog
 fail:
     kf_buf_free(&src);
     kf_free(ctx, c.memo);
+    kf_free(ctx, (void *)c.twin);
     kf_arena_free(&ar);
 fail2:
     if (ctx->status == KF_OK) kf_err(ctx, KF_ERR_NOMEM, "out of memory in the code generator");

@@ -759,6 +759,7 @@ int kf_cg_cuda_generate(kf_sched *s, const kf_cuda_target *t, char *refused_epi,
             kf_buf_free(&src);
             kf_buf_free(&kern);
             kf_free(ctx, c->memo);
+            kf_free(ctx, (void *)c->twin);
             kf_arena_free(&ar);
             kf_cuda_prog_free(ctx, out);
             return 1;
@@ -774,6 +775,7 @@ int kf_cg_cuda_generate(kf_sched *s, const kf_cuda_target *t, char *refused_epi,
     if (kern.oom) src.oom = true;
     kf_buf_free(&kern);
     kf_free(ctx, c->memo);
+    kf_free(ctx, (void *)c->twin);
     out->prog.source = kf_buf_take(&src);
     kf_arena_free(&ar);
     if (!out->prog.source || ctx->status != KF_OK) goto fail2;
@@ -782,6 +784,7 @@ fail:
     kf_buf_free(&src);
     kf_buf_free(&kern);
     kf_free(ctx, c->memo);
+    kf_free(ctx, (void *)c->twin);
     kf_arena_free(&ar);
 fail2:
     if (ctx->status == KF_OK) kf_err(ctx, KF_ERR_NOMEM, "out of memory in the CUDA code generator");
