@@ -409,7 +409,8 @@ int main(int argc, char **argv)
                {"17", "mm_stg256", "wgmma-ws-stg s3", KF_F16}, /* the staged epilogue */
                {"18", "mm_stg128", "wgmma-ws-stg s5", KF_BF16},
                {"19", "mm_x2", "wgmma-ws s3 x2", KF_F16}, /* two blocks a multiprocessor */
-               {"20", "mm_pp", "wgmma-pp s6", KF_BF16}};  /* ping-pong */
+               {"20", "mm_pp", "wgmma-pp s6", KF_BF16},  /* ping-pong */
+               {"21", "mm_few_rows", "64x32x64 w32x32 s6", KF_F16}}; /* the few-rows tile (mma.sync) */
     int mode = compile_mode;
     compile_mode = 2;
     for (size_t i = 0; i < sizeof hop / sizeof *hop; i++) {

@@ -31,6 +31,7 @@ extern const char kf_tmpl_helpers_h[];
 extern const char kf_tmpl_mm_cu[];
 
 #define NT 256 /* threads of pointwise and reduction blocks */
+#define SMALL_CFG 21 /* the few-rows configuration: chosen by pick_cfg, never tuned */
 
 const kf_mm_cfg kf_mm_cfgs[] = {
     {128, 256, 32, 64, 64, 3, 0, 1}, /* 0: large problems */
@@ -54,6 +55,7 @@ const kf_mm_cfg kf_mm_cfgs[] = {
     {128, 128, 64, 64, 128, 5, 3, 1}, /* 18 */
     {128, 128, 64, 64, 128, 3, 2, 2}, /* 19: warp-specialised, two blocks a multiprocessor */
     {128, 128, 64, 64, 128, 6, 4, 1}, /* 20: warp-specialised ping-pong: a consumer a tile, taking turns */
+    {64, 32, 64, 32, 32, 6, 0, 1},  /* 21: few rows (heuristic only): narrow tiles, more blocks */
 };
 const int kf_mm_ncfgs = (int)(sizeof kf_mm_cfgs / sizeof *kf_mm_cfgs);
 
@@ -258,17 +260,22 @@ static uint64_t fnv(uint64_t h, const char *s)
 }
 
 /* The heuristic tile configuration: the largest tile that still gives
- * every multiprocessor a block. */
+ * every multiprocessor a block; where none does, the one with the most
+ * blocks (a product of few rows streams its B: narrow tiles spread it over
+ * more multiprocessors). */
 static int pick_cfg(cuda_gen *G, int64_t M, int64_t N, int64_t batch)
 {
     int nsm = G->t->nsm > 0 ? G->t->nsm : 132;
-    static const int order[] = {0, 1, 4};
-    for (int i = 0; i < 3; i++) {
+    static const int order[] = {0, 1, 4, SMALL_CFG};
+    int best = 4;
+    int64_t most = 0;
+    for (int i = 0; i < 4; i++) {
         const kf_mm_cfg *f = &kf_mm_cfgs[order[i]];
         int64_t tiles = ((M + f->bm - 1) / f->bm) * ((N + f->bn - 1) / f->bn) * batch;
         if (tiles >= nsm) return order[i];
+        if (tiles > most) most = tiles, best = order[i];
     }
-    return 4;
+    return best;
 }
 
 /* TMA coordinates are int32: M, N, K and the batch count below 2^31. */
@@ -642,6 +649,7 @@ static void gen_template(cuda_gen *G, kf_buf *out)
     kf_free(c->ctx, fs);
     for (int v = first; v <= last; v++) {
         if (tc && kf_mm_cfgs[v].wgmma && !wg_ok(G, &kf_mm_cfgs[v], pa, pb)) continue;
+        if (first != last && v == SMALL_CFG) continue; /* products worth tuning have rows enough */
         const char *name = pick < 0 ? kf_cg_fmt(c, "kf_k%d_c%d", id, v) : kf_cg_fmt(c, "kf_k%d", id);
         kf_buf_printf(out, "#define KF_MM_FN %s\n", name);
         kf_cuda_call *l;
