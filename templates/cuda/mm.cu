@@ -367,6 +367,12 @@ KF_INLINE void kf_tma3(uint32_t dst, const kf_tmap &m, int c0, int c1, int c2, u
     asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n"
                  ::"r"(dst), "l"((uint64_t)&m), "r"(c0), "r"(c1), "r"(c2), "r"(bar) : "memory");
 }
+/* a tile load by a tensor map of rank RANK (3: the batch b is the third coordinate) */
+template <int RANK> KF_INLINE void kf_tma(uint32_t dst, const kf_tmap &m, int c0, int c1, int64_t b, uint32_t bar)
+{
+    if (RANK == 3) kf_tma3(dst, m, c0, c1, (int)b, bar);
+    else kf_tma2(dst, m, c0, c1, bar);
+}
 /* 8 16-bit values (f16, or bf16 with BF16) from shared memory, as floats */
 template <int BF16> KF_INLINE void kf_ld_shared16_t(uint32_t src, float *v)
 {
@@ -657,6 +663,30 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
     }
     __syncthreads();
 
+#ifdef KF_MM_A_TMA
+    enum { TMA_A = A_BYTES };
+#else
+    enum { TMA_A = 0 };
+#endif
+#ifdef KF_MM_B_TMA
+    enum { TMA_BYTES = TMA_A + B_BYTES };
+#else
+    enum { TMA_BYTES = TMA_A };
+#endif
+    /* the plain operands' tile loads of k tile k0 of tile (b, m0, n0) into
+     * the stage at sa (A) and sb (B), completing on barrier full */
+    auto tma_plain = [&](uint32_t sa, uint32_t sb, uint32_t full, int64_t b, int64_t m0, int64_t n0, int64_t k0) {
+        (void)sa, (void)sb, (void)full, (void)b, (void)m0, (void)n0, (void)k0;
+#ifdef KF_MM_A_TMA
+        kf_tma<KF_MM_A_TMA>(sa, TA, (int)k0, (int)m0, b, full);
+#endif
+#ifdef KF_MM_B_TMA
+#pragma unroll
+        for (int j = 0; j < BN / 64; j++) kf_tma<KF_MM_B_TMA>(sb + j * 8192, TB, (int)n0 + 64 * j, (int)k0, b, full);
+#endif
+    };
+    (void)tma_plain;
+
     if (KF_MM_NPRO ? wg < KF_MM_NPRO : wg == NC) {
         /* ---- the producers */
 #ifdef KF_MM_PRODUCER_REGS
@@ -703,15 +733,11 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
                 const uint32_t rf = rfull0 + 8 * s, sr = rbase + s * RAW_BYTES;
                 (void)b, (void)k0, (void)m0, (void)n0, (void)sr;
                 kf_mbar_arrive_expect(rf, RAW_BYTES);
-#if KF_MM_A_RAW == 3
-                kf_tma3(sr, TA, k0, m0, (int)b, rf);
-#elif defined(KF_MM_A_RAW)
-                kf_tma2(sr, TA, k0, m0, rf);
+#ifdef KF_MM_A_RAW
+                kf_tma<KF_MM_A_RAW>(sr, TA, k0, m0, b, rf);
 #endif
-#if KF_MM_B_RAW == 3
-                kf_tma3(sr + RA, TB, n0, k0, (int)b, rf);
-#elif defined(KF_MM_B_RAW)
-                kf_tma2(sr + RA, TB, n0, k0, rf);
+#ifdef KF_MM_B_RAW
+                kf_tma<KF_MM_B_RAW>(sr + RA, TB, n0, k0, b, rf);
 #endif
             };
             if (tid == 0)
@@ -728,28 +754,10 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
                     const uint32_t sr = rbase + (it % R) * RAW_BYTES;
                     const int64_t k0 = (int64_t)kt * 64;
                     (void)sr;
-#if defined(KF_MM_A_TMA) || defined(KF_MM_B_TMA)
-                    if (tid == 0) {
-#ifdef KF_MM_A_TMA
-                        kf_mbar_expect(full, A_BYTES);
-#if KF_MM_A_TMA == 3
-                        kf_tma3(sa, TA, (int)k0, (int)m0, (int)b, full);
-#else
-                        kf_tma2(sa, TA, (int)k0, (int)m0, full);
-#endif
-#else
-                        kf_mbar_expect(full, B_BYTES);
-#pragma unroll
-                        for (int j = 0; j < BN / 64; j++) {
-#if KF_MM_B_TMA == 3
-                            kf_tma3(sb + j * 8192, TB, (int)n0 + 64 * j, (int)k0, (int)b, full);
-#else
-                            kf_tma2(sb + j * 8192, TB, (int)n0 + 64 * j, (int)k0, full);
-#endif
-                        }
-#endif
+                    if (TMA_BYTES && tid == 0) {
+                        kf_mbar_expect(full, TMA_BYTES);
+                        tma_plain(sa, sb, full, b, m0, n0, k0);
                     }
-#endif
                     kf_mbar_wait(rfull0 + 8 * (it % R), (it / R) & 1);
                     const bool in = m0 + BM <= M && n0 + BN <= N && k0 + 64 <= K;
                     (void)in;
@@ -785,32 +793,11 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
                 (void)sb;
                 (void)full;
                 (void)k0;
-#if defined(KF_MM_A_TMA) || defined(KF_MM_B_TMA)
-                if (tid == 0) {
-                    uint32_t bytes = 0;
-#ifdef KF_MM_A_TMA
-                    bytes += A_BYTES;
-#endif
-#ifdef KF_MM_B_TMA
-                    bytes += B_BYTES;
-#endif
-                    if (producers == 1) kf_mbar_arrive_expect(full, bytes);
-                    else kf_mbar_expect(full, bytes);
-#if KF_MM_A_TMA == 3
-                    kf_tma3(sa, TA, (int)k0, (int)m0, (int)b, full);
-#elif defined(KF_MM_A_TMA)
-                    kf_tma2(sa, TA, (int)k0, (int)m0, full);
-#endif
-#pragma unroll
-                    for (int j = 0; j < BN / 64; j++) {
-#if KF_MM_B_TMA == 3
-                        kf_tma3(sb + j * 8192, TB, (int)n0 + 64 * j, (int)k0, (int)b, full);
-#elif defined(KF_MM_B_TMA)
-                        kf_tma2(sb + j * 8192, TB, (int)n0 + 64 * j, (int)k0, full);
-#endif
-                    }
+                if (TMA_BYTES && tid == 0) {
+                    if (producers == 1) kf_mbar_arrive_expect(full, TMA_BYTES);
+                    else kf_mbar_expect(full, TMA_BYTES);
+                    tma_plain(sa, sb, full, b, m0, n0, k0);
                 }
-#endif
 #ifndef KF_MM_A_TMA
                 if (m0 + BM <= M && k0 + 64 <= K) {
                     /* inside: no branch between the chunks, so that the
