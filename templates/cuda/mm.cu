@@ -90,6 +90,21 @@ template <int CH> KF_INLINE uint32_t kf_swz(int r, int c)
     int p = CH >= 8 ? (c ^ (r & 7)) : CH == 4 ? (c ^ ((r >> 1) & 3)) : CH == 2 ? (c ^ ((r >> 2) & 1)) : c;
     return (uint32_t)((r * CH + p) * 16);
 }
+/* A thread's PER staged chunks of a tile (chunk tid + i NT of CHUNKS, CH a
+ * row) from registers into their swizzled places from base. */
+template <int PER, int CHUNKS, int CH, int NT>
+KF_INLINE void kf_st_chunks(uint32_t base, const uint4 *reg, int tid)
+{
+#pragma unroll
+    for (int i = 0; i < PER; i++) {
+        int idx = tid + i * NT;
+        if (CHUNKS % NT == 0 || idx < CHUNKS) {
+            uint32_t d = base + kf_swz<CH>(idx / CH, idx % CH);
+            asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};\n" ::"r"(d), "r"(reg[i].x), "r"(reg[i].y),
+                         "r"(reg[i].z), "r"(reg[i].w));
+        }
+    }
+}
 /* The 8-wide epilogue's shuffle: in the accumulator layouts of mma.sync and
  * wgmma, lane q of a quad holds columns 2q, 2q + 1 of four consecutive
  * 8-column groups g (x[g][0..1]); afterwards it holds all 8 columns of group
@@ -1159,26 +1174,10 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, 1) KF_MM_FN(const __grid_
         (void)sa;
         (void)sb;
 #ifndef KF_MM_A_PTR
-#pragma unroll
-        for (int i = 0; i < A_PER; i++) {
-            int idx = tid + i * NT;
-            if (A_CHUNKS % NT == 0 || idx < A_CHUNKS) {
-                uint32_t d = sa + kf_swz<ACH>(idx / ACH, idx % ACH);
-                asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};\n" ::"r"(d), "r"(areg[i].x), "r"(areg[i].y),
-                             "r"(areg[i].z), "r"(areg[i].w));
-            }
-        }
+        kf_st_chunks<A_PER, A_CHUNKS, ACH, NT>(sa, areg, tid);
 #endif
 #ifndef KF_MM_B_PTR
-#pragma unroll
-        for (int i = 0; i < B_PER; i++) {
-            int idx = tid + i * NT;
-            if (B_CHUNKS % NT == 0 || idx < B_CHUNKS) {
-                uint32_t d = sb + kf_swz<BCH>(idx / BCH, idx % BCH);
-                asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};\n" ::"r"(d), "r"(breg[i].x), "r"(breg[i].y),
-                             "r"(breg[i].z), "r"(breg[i].w));
-            }
-        }
+        kf_st_chunks<B_PER, B_CHUNKS, BCH, NT>(sb, breg, tid);
 #endif
     };
 
