@@ -467,6 +467,30 @@ static void rn_value_line(rn_gen *g, const char *V, const rn_str *w, const rn_st
 /* The body of one row.  Cached: read the row into xr (through the prologue
  * when there is one), reduce over xr, write the outputs.  Uncached (the
  * per-thread buffer could not be allocated): every pass re-reads the input. */
+/* q, the sum of squares of the row's values X less `center` (" - mean", or
+ * ""); then rstd and every normalised value, weighted (w, bias), stored. */
+static void rn_squares_normalize(rn_gen *g, const char *X, const char *center, const rn_str *w, const rn_str *bias)
+{
+    rn_emit *e = &g->e;
+    const char *T = g->T;
+    if (g->cached) {
+        char line[160];
+        snprintf(line, sizeof line, "const %s d = xr[j]%s;", T, center);
+        rn_reduce(g, '+', "q", line, "d * d", 1);
+    } else {
+        rn_line(e, "double q = 0;");
+        rn_open_cols(g, " reduction(+:q)");
+        rn_line(e, "const %s d = %s%s;", T, X, center);
+        rn_line(e, "q += d * d;");
+        rn_close_cols(g);
+    }
+    rn_scale_line(g);
+    rn_open_cols(g, "");
+    rn_value_line(g, g->cached ? "xr[c]" : X, w, bias);
+    rn_store(g, 0, "v");
+    rn_close_cols(g);
+}
+
 static void rn_row(rn_gen *g)
 {
     rn_emit *e = &g->e;
@@ -513,7 +537,6 @@ static void rn_row(rn_gen *g)
     rn_cat_input(&w, g, 1);
     if (g->s->ninputs > 2) rn_cat_input(&bias, g, 2);
     if (w.over || bias.over) e->oom = 1;
-    const char *V = g->cached ? "xr[c]" : X;
     if (g->kind == RN_LAYER_NORM) {
         if (g->cached) {
             rn_reduce(g, '+', "s", NULL, "xr[j]", 0);
@@ -524,39 +547,12 @@ static void rn_row(rn_gen *g)
             rn_close_cols(g);
         }
         rn_mean_line(g);
-        if (g->cached) {
-            snprintf(line, sizeof line, "const %s d = xr[j] - mean;", T);
-            rn_reduce(g, '+', "q", line, "d * d", 1);
-        } else {
-            rn_line(e, "double q = 0;");
-            rn_open_cols(g, " reduction(+:q)");
-            rn_line(e, "const %s d = %s - mean;", T, X);
-            rn_line(e, "q += d * d;");
-            rn_close_cols(g);
-        }
-        rn_scale_line(g);
-        rn_open_cols(g, "");
-        rn_value_line(g, V, &w, &bias);
-        rn_store(g, 0, "v");
-        rn_close_cols(g);
+        rn_squares_normalize(g, X, " - mean", &w, &bias);
         if (g->s->noutputs > 1) rn_store(g, 1, "mean");
         if (g->s->noutputs > 2) rn_store(g, 2, "rstd");
         return;
     }
-    if (g->cached) {
-        rn_reduce(g, '+', "q", NULL, "xr[j] * xr[j]", 1);
-    } else {
-        rn_line(e, "double q = 0;");
-        rn_open_cols(g, " reduction(+:q)");
-        rn_line(e, "const %s v = %s;", T, X);
-        rn_line(e, "q += v * v;");
-        rn_close_cols(g);
-    }
-    rn_scale_line(g);
-    rn_open_cols(g, "");
-    rn_value_line(g, V, &w, &bias);
-    rn_store(g, 0, "v");
-    rn_close_cols(g);
+    rn_squares_normalize(g, X, "", &w, &bias);
 }
 
 /* Checks the spec's hooks and buffers; fills g->pro, g->epi, g->in_t, g->out_t. */
