@@ -316,6 +316,20 @@ static const char *gen_view(kf_cg *c, kf_node *n, const kf_idx *ix)
     return "";
 }
 
+/* Is n computed inline in the current kernel (not read from a buffer)? */
+static bool computed_here(const kf_cg *c, const kf_node *n)
+{
+    return c->k && c->s->kern[n->id] == c->k->id && c->s->home[n->id] != n->id;
+}
+
+static bool same_shape(const kf_node *a, const kf_node *b)
+{
+    if (a->ndim != b->ndim) return false;
+    for (int d = 0; d < a->ndim; d++)
+        if (a->shape[d] != b->shape[d]) return false;
+    return true;
+}
+
 const char *kf_cg_gen(kf_cg *c, kf_node *n, const kf_idx *ix)
 {
     if (n->op == KF_OP_SCALAR) return literal(c, n);
@@ -323,10 +337,8 @@ const char *kf_cg_gen(kf_cg *c, kf_node *n, const kf_idx *ix)
     if (m) return m;
     int kind = kf_ops[n->op].kind;
     if (kind == KF_K_VIEW) return gen_view(c, n, ix);
-    int here = c->k ? c->k->id : -1;
-    bool computed_here = c->s->kern[n->id] == here && c->s->home[n->id] != n->id;
     const char *v;
-    if (!computed_here) {
+    if (!computed_here(c, n)) {
         /* a buffer: an input, a constant, or a node realised elsewhere */
         v = kf_cg_tmp(c);
         const char *ld = kf_cg_fmt(c, "%s[%s]", kf_cg_ptr(c, n, false), kf_cg_linear(c, n, ix));
@@ -370,15 +382,17 @@ const char *kf_cg_pointwise(kf_cg *c, kf_node *n, const kf_idx *ix)
     bool half = n->dtype == KF_F16 || n->dtype == KF_BF16;
     if (kf_ops[n->op].flags & KF_F_BOOLOUT) {
         e = kf_cg_fmt(c, "(int64_t)%s", e);
-    } else if (half && n->op != KF_OP_CAST && !exact_op(n)) {
-        /* rounded through its 16-bit twin, which a store then takes as is */
-        const char *h = kf_cg_tmp(c);
-        bool f16 = n->dtype == KF_F16;
-        kf_emit(c->body, "const uint16_t %s = %s(%s);", h, f16 ? "kf_f2h" : "kf_f2bf", e);
-        e = kf_cg_fmt(c, "%s(%s)", f16 ? "kf_h2f" : "kf_bf2f", h);
-        twin_put(c, v, h);
     } else if (n->op != KF_OP_CAST && !(half && exact_op(n))) {
-        e = kf_cg_fit_dtype(c, n->dtype, e);
+        if (half) {
+            /* rounded through its 16-bit twin, which a store then takes as is */
+            const char *h = kf_cg_tmp(c);
+            bool f16 = n->dtype == KF_F16;
+            kf_emit(c->body, "const uint16_t %s = %s(%s);", h, f16 ? "kf_f2h" : "kf_f2bf", e);
+            e = kf_cg_fmt(c, "%s(%s)", f16 ? "kf_h2f" : "kf_bf2f", h);
+            twin_put(c, v, h);
+        } else {
+            e = kf_cg_fit_dtype(c, n->dtype, e);
+        }
     }
     kf_emit(c->body, "const %s %s = %s;", kf_cg_ctype(n->dtype), v, e);
     kf_cg_memo_put(c, n, ix, v);
@@ -959,10 +973,8 @@ bool kf_cg_mm_operand_ptr(kf_cg *c, kf_buf *out, int op, kf_dtype dt, const char
  * them, which the prologue reads at x's own index. */
 static const kf_node *raw_walk(kf_cg *c, const kf_node *x, const kf_node *n, int depth)
 {
-    if (depth > 32 || n->op == KF_OP_SCALAR || kf_ops[n->op].kind == KF_K_VIEW || n->ndim != x->ndim) return NULL;
-    for (int d = 0; d < n->ndim; d++)
-        if (n->shape[d] != x->shape[d]) return NULL;
-    if (!(c->s->kern[n->id] == c->k->id && c->s->home[n->id] != n->id)) return n;
+    if (depth > 32 || n->op == KF_OP_SCALAR || kf_ops[n->op].kind == KF_K_VIEW || !same_shape(n, x)) return NULL;
+    if (!computed_here(c, n)) return n;
     if (kf_ops[n->op].kind != KF_K_POINTWISE) return NULL;
     for (int i = 0; i < n->nin; i++) {
         const kf_node *r = raw_walk(c, x, n->in[i], depth + 1);
@@ -986,6 +998,18 @@ const kf_node *kf_cg_mm_raw_source(kf_cg *c, int op)
     return r;
 }
 
+/* Operand op's index (a: b, m, k; b: b, k, n) and its loaders' parameters. */
+static kf_idx operand_idx(kf_cg *c, int op)
+{
+    const kf_node *mm = c->k->anchor;
+    return op == 0 ? kf_cg_mm_idx(c, mm, mm->in[0], "m", "k") : kf_cg_mm_idx(c, mm, mm->in[1], "k", "n");
+}
+
+static const char *operand_params(int op)
+{
+    return op == 0 ? "int64_t m, int64_t k" : "int64_t k, int64_t n";
+}
+
 /* The loader of operand op; with src (kf_cg_mm_raw_source), the variant that
  * takes src's element at the operand's index as `raw` rather than loading it. */
 static void mm_prologue(kf_cg *c, kf_buf *out, int op, const char *table, const char *batch, const kf_node *src)
@@ -994,7 +1018,7 @@ static void mm_prologue(kf_cg *c, kf_buf *out, int op, const char *table, const 
     kf_dtype acc = mm->dtype == KF_F64 ? KF_F64 : KF_F32;
     kf_buf body;
     kf_cg_begin_fn(c, &body);
-    kf_idx ix = op == 0 ? kf_cg_mm_idx(c, mm, x, "m", "k") : kf_cg_mm_idx(c, mm, x, "k", "n");
+    kf_idx ix = operand_idx(c, op);
     if (src) {
         const char *v = kf_cg_tmp(c);
         kf_emit(c->body, "const %s %s = %s;", kf_cg_ctype(src->dtype), v, kf_cg_load_conv(c, src->dtype, "raw"));
@@ -1002,9 +1026,8 @@ static void mm_prologue(kf_cg *c, kf_buf *out, int op, const char *table, const 
     }
     kf_emit(c->body, "return %s;", kf_cg_convert(c, x->dtype, acc, kf_cg_gen(c, x, &ix)));
     kf_cg_end_fn(c, out, &body,
-                 kf_cg_fmt(c, "KF_INLINE %s kf_k%d_prologue_%c%s(%s B, %s b, int64_t %s, int64_t %s%s%s)",
-                           kf_cg_ctype(acc), c->k->id, op == 0 ? 'a' : 'b', src ? "_raw" : "", table, batch,
-                           op == 0 ? "m" : "k", op == 0 ? "k" : "n", src ? ", " : "",
+                 kf_cg_fmt(c, "KF_INLINE %s kf_k%d_prologue_%c%s(%s B, %s b, %s%s%s)", kf_cg_ctype(acc), c->k->id,
+                           op == 0 ? 'a' : 'b', src ? "_raw" : "", table, batch, operand_params(op), src ? ", " : "",
                            src ? kf_cg_fmt(c, "%s raw", kf_cg_stype(src->dtype)) : ""));
 }
 
@@ -1040,9 +1063,8 @@ static const char *h2_gen(h2_walk *w, const kf_node *n, int depth)
     if (n->dtype != KF_F16) goto fail;
     if (n->op == KF_OP_SCALAR) return kf_cg_fmt(c, "kf_h2_dup(kf_f2h(%s))", literal(c, n));
     if (kf_ops[n->op].kind == KF_K_VIEW) goto fail;
-    bool here = c->s->kern[n->id] == c->k->id && c->s->home[n->id] != n->id;
     const char *v = kf_cg_tmp(c);
-    if (!here) {
+    if (!computed_here(c, n)) {
         /* a buffer: a pair of neighbours, or one value broadcast along the rows */
         kf_idx yi = kf_cg_bcast_idx(n, &w->ix);
         const char *at = kf_cg_fmt(c, "%s[%s]", kf_cg_ptr(c, n, false), kf_cg_linear(c, n, &yi));
@@ -1050,9 +1072,7 @@ static const char *h2_gen(h2_walk *w, const kf_node *n, int depth)
         else kf_emit(c->body, "const uint32_t %s = kf_h2_dup(%s);", v, at);
         return v;
     }
-    if (n->ndim != w->x->ndim) goto fail;
-    for (int d = 0; d < n->ndim; d++)
-        if (n->shape[d] != w->x->shape[d]) goto fail;
+    if (!same_shape(n, w->x)) goto fail;
     const char *fn = n->op == KF_OP_ADD ? "add" : n->op == KF_OP_SUB ? "sub" : n->op == KF_OP_MUL ? "mul" : NULL;
     if (!fn) goto fail;
     const char *a = h2_gen(w, n->in[0], depth + 1), *b = h2_gen(w, n->in[1], depth + 1);
@@ -1070,14 +1090,14 @@ bool kf_cg_mm_prologue_h2(kf_cg *c, kf_buf *out, int op, const kf_node *src, con
     if (mm->dtype != KF_F16 || x->dtype != KF_F16 || x->shape[x->ndim - 1] % 2) return false;
     kf_buf body;
     kf_cg_begin_fn(c, &body);
-    h2_walk w = {c, x, src, op == 0 ? kf_cg_mm_idx(c, mm, x, "m", "k") : kf_cg_mm_idx(c, mm, x, "k", "n"), true};
+    h2_walk w = {c, x, src, operand_idx(c, op), true};
     kf_emit(c->body, "return %s;", h2_gen(&w, x, 0));
     if (!w.ok) {
         kf_buf_free(&body);
         return false;
     }
     kf_cg_end_fn(c, out, &body,
-                 kf_cg_fmt(c, "KF_INLINE uint32_t kf_k%d_prologue_%c_h2(%s B, %s b, int64_t %s, int64_t %s, uint32_t raw)",
-                           c->k->id, op == 0 ? 'a' : 'b', table, batch, op == 0 ? "m" : "k", op == 0 ? "k" : "n"));
+                 kf_cg_fmt(c, "KF_INLINE uint32_t kf_k%d_prologue_%c_h2(%s B, %s b, %s, uint32_t raw)", c->k->id,
+                           op == 0 ? 'a' : 'b', table, batch, operand_params(op)));
     return c->ctx->status == KF_OK;
 }

@@ -90,6 +90,11 @@ template <int CH> KF_INLINE uint32_t kf_swz(int r, int c)
     int p = CH >= 8 ? (c ^ (r & 7)) : CH == 4 ? (c ^ ((r >> 1) & 3)) : CH == 2 ? (c ^ ((r >> 2) & 1)) : c;
     return (uint32_t)((r * CH + p) * 16);
 }
+/* 16 bytes to shared memory */
+KF_INLINE void kf_st_shared_w4(uint32_t dst, uint32_t x, uint32_t y, uint32_t z, uint32_t w)
+{
+    asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};\n" ::"r"(dst), "r"(x), "r"(y), "r"(z), "r"(w));
+}
 /* A thread's PER staged chunks of a tile (chunk tid + i NT of CHUNKS, CH a
  * row) from registers into their swizzled places from base. */
 template <int PER, int CHUNKS, int CH, int NT>
@@ -99,9 +104,7 @@ KF_INLINE void kf_st_chunks(uint32_t base, const uint4 *reg, int tid)
     for (int i = 0; i < PER; i++) {
         int idx = tid + i * NT;
         if (CHUNKS % NT == 0 || idx < CHUNKS) {
-            uint32_t d = base + kf_swz<CH>(idx / CH, idx % CH);
-            asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};\n" ::"r"(d), "r"(reg[i].x), "r"(reg[i].y),
-                         "r"(reg[i].z), "r"(reg[i].w));
+            kf_st_shared_w4(base + kf_swz<CH>(idx / CH, idx % CH), reg[i].x, reg[i].y, reg[i].z, reg[i].w);
         }
     }
 }
@@ -165,8 +168,8 @@ KF_INLINE void kf_fence_async_smem() { asm volatile("fence.proxy.async.shared::c
 KF_INLINE void kf_reg_fence(float &x) { asm volatile("" : "+f"(x)::"memory"); }
 template <int BF16> KF_INLINE void kf_st_shared16_t(uint32_t dst, const float *v)
 {
-    asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};\n" ::"r"(dst), "r"(kf_pack2<BF16>(v[0], v[1])),
-                 "r"(kf_pack2<BF16>(v[2], v[3])), "r"(kf_pack2<BF16>(v[4], v[5])), "r"(kf_pack2<BF16>(v[6], v[7])));
+    kf_st_shared_w4(dst, kf_pack2<BF16>(v[0], v[1]), kf_pack2<BF16>(v[2], v[3]), kf_pack2<BF16>(v[4], v[5]),
+                    kf_pack2<BF16>(v[6], v[7]));
 }
 #define kf_st_shared16(dst, v) kf_st_shared16_t<KF_MM_BF16>(dst, v)
 template <int BF16> KF_INLINE void kf_wgmma_n128(float *d, uint64_t da, uint64_t db)
@@ -432,10 +435,6 @@ template <class T> KF_INLINE void kf_raw_h2(const uint32_t *u, uint32_t *h)
         h[2 * i + 1] = kf_h2_sub(__byte_perm(v, 0x64646464u, 0x4342), off);
     }
 }
-KF_INLINE void kf_st_shared_w4(uint32_t dst, const uint32_t *h)
-{
-    asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};\n" ::"r"(dst), "r"(h[0]), "r"(h[1]), "r"(h[2]), "r"(h[3]));
-}
 /* barrier 2 among the 128 producer threads only */
 KF_INLINE void kf_bar_producers() { asm volatile("bar.sync 2, 128;\n" ::: "memory"); }
 /* barrier 1 among the consumer warpgroups only */
@@ -576,6 +575,16 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _stg_epi)(const kf_bufs &B, int64_t b, uint32
  * producer has read the slot. */
 /* the packed prologue of operand X (KF_MM_LOAD_A_H2 / _B_H2, the generator's
  * kf_kN_prologue_a|b_h2), where there is one */
+/* an operand without a raw source: never staged raw, but spelled in
+ * _raw_tile's code for both operands */
+#ifndef KF_MM_LOAD_A_RAW
+#define KF_MM_LOAD_A_RAW(B, b, i, j, raw) 0.0f
+#define KF_MM_A_RAW_NONE
+#endif
+#ifndef KF_MM_LOAD_B_RAW
+#define KF_MM_LOAD_B_RAW(B, b, i, j, raw) 0.0f
+#define KF_MM_B_RAW_NONE
+#endif
 #ifdef KF_MM_LOAD_A_H2
 #define KF_MM_A_H2 1
 #else
@@ -617,19 +626,14 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _raw_tile)(const kf_bufs &B, int64_t b, uint3
 #pragma unroll
                 for (int j = 0; j < 4; j++)
                     h[j] = X ? KF_MM_LOAD_B_H2(B, b, gr, gc + 2 * j, h[j]) : KF_MM_LOAD_A_H2(B, b, gr, gc + 2 * j, h[j]);
-                kf_st_shared_w4(dst, h);
+                kf_st_shared_w4(dst, h[0], h[1], h[2], h[3]);
                 continue;
             }
             float v[8];
 #pragma unroll
             for (int j = 0; j < 8; j++) {
-#if defined(KF_MM_A_RAW) && defined(KF_MM_B_RAW)
-                const float x = X ? (float)KF_MM_LOAD_B_RAW(B, b, gr, gc + j, w[i].v[j]) : (float)KF_MM_LOAD_A_RAW(B, b, gr, gc + j, w[i].v[j]);
-#elif defined(KF_MM_A_RAW)
-                const float x = (float)KF_MM_LOAD_A_RAW(B, b, gr, gc + j, w[i].v[j]);
-#else
-                const float x = (float)KF_MM_LOAD_B_RAW(B, b, gr, gc + j, w[i].v[j]);
-#endif
+                const float x = X ? (float)KF_MM_LOAD_B_RAW(B, b, gr, gc + j, w[i].v[j])
+                                  : (float)KF_MM_LOAD_A_RAW(B, b, gr, gc + j, w[i].v[j]);
                 v[j] = IN || (gr < R && gc + j < C) ? x : 0.0f;
             }
             kf_st_shared16(dst, v);
@@ -951,6 +955,14 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
 }
 #undef KF_MM_NT
 #ifdef KF_MM_RAW
+#ifdef KF_MM_A_RAW_NONE
+#undef KF_MM_LOAD_A_RAW
+#undef KF_MM_A_RAW_NONE
+#endif
+#ifdef KF_MM_B_RAW_NONE
+#undef KF_MM_LOAD_B_RAW
+#undef KF_MM_B_RAW_NONE
+#endif
 #if !KF_MM_A_H2
 #undef KF_MM_LOAD_A_H2
 #endif
