@@ -391,6 +391,31 @@ template <int RANK> KF_INLINE void kf_tma(uint32_t dst, const kf_tmap &m, int c0
     if (RANK == 3) kf_tma3(dst, m, c0, c1, (int)b, bar);
     else kf_tma2(dst, m, c0, c1, bar);
 }
+/* the same load multicast to the blocks of the cluster in mask: the tile
+ * lands at the same offset of each one's shared memory and completes on the
+ * barrier at the same offset there */
+template <int RANK>
+KF_INLINE void kf_tma_mc(uint32_t dst, const kf_tmap &m, int c0, int c1, int64_t b, uint32_t bar, uint16_t mask)
+{
+    if (RANK == 3)
+        asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster"
+                     " [%0], [%1, {%2, %3, %4}], [%5], %6;\n"
+                     ::"r"(dst), "l"((uint64_t)&m), "r"(c0), "r"(c1), "r"((int)b), "r"(bar), "h"(mask) : "memory");
+    else
+        asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster"
+                     " [%0], [%1, {%2, %3}], [%4], %5;\n"
+                     ::"r"(dst), "l"((uint64_t)&m), "r"(c0), "r"(c1), "r"(bar), "h"(mask) : "memory");
+}
+/* one arrival on the barrier at this block's offset bar in block cta of the cluster */
+KF_INLINE void kf_mbar_arrive_in(uint32_t bar, uint32_t cta)
+{
+    asm volatile("{\n.reg .b32 ra;\nmapa.shared::cluster.u32 ra, %0, %1;\n"
+                 "mbarrier.arrive.shared::cluster.b64 _, [ra];\n}\n" ::"r"(bar), "r"(cta) : "memory");
+}
+KF_INLINE void kf_cluster_sync()
+{
+    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+}
 /* 8 16-bit values (f16, or bf16 with BF16) from shared memory, as floats */
 template <int BF16> KF_INLINE void kf_ld_shared16_t(uint32_t src, float *v)
 {
@@ -560,6 +585,23 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _stg_epi)(const kf_bufs &B, int64_t b, uint32
 #if KF_MM_WGMMA == 4 && !(KF_MM_BN == 128 && defined(KF_MM_A_TMA) && defined(KF_MM_B_TMA))
 #error "ping-pong: 128 x 128 accumulators a consumer, TMA producers"
 #endif
+/* KF_MM_PAIR 2: blocks in clusters of two, on the tiles of neighbouring row
+ * blocks of one column block; each loads half of the B tile of a stage and
+ * multicasts it to both, so that B's traffic from L2 is halved.  A stage is
+ * freed by the consumer warps of both blocks (one arrival a warp on each
+ * block's barrier), and the producer waits for the last stages to be freed
+ * before it exits, so that no arrival targets a block that has gone. */
+#ifndef KF_MM_PAIR
+#define KF_MM_PAIR 1
+#endif
+#if KF_MM_PAIR > 1
+#if !(KF_MM_PAIR == 2 && KF_MM_WGMMA == 2 && KF_MM_CTAS == 1 && defined(KF_MM_A_TMA) && defined(KF_MM_B_TMA))
+#error "pairs: the cooperative kernel with TMA producers"
+#endif
+#define KF_MM_CLUSTER __cluster_dims__(KF_MM_PAIR, 1, 1)
+#else
+#define KF_MM_CLUSTER
+#endif
 #ifdef KF_MM_RAW
 /* Raw staging (KF_MM_A_RAW / KF_MM_B_RAW: the tensor map's rank): an operand
  * whose prologue reads one buffer at the operand's own index (an int8
@@ -641,13 +683,14 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _raw_tile)(const kf_bufs &B, int64_t b, uint3
     }
 }
 #endif
-extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
+extern "C" __global__ void KF_MM_CLUSTER __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
     KF_MM_FN(const __grid_constant__ kf_bufs B, const __grid_constant__ kf_tmap TA, const __grid_constant__ kf_tmap TB)
 {
     enum {
         BM = KF_MM_BM, BN = KF_MM_BN, S = KF_MM_STAGES, NC = BM / 64, BCH = BN / 8, NP = 128,
         A_BYTES = BM * 128, B_BYTES = (BN / 64) * 8192, STAGE_BYTES = A_BYTES + B_BYTES, NACC = BN / 2,
-        PP = KF_MM_WGMMA == 4, MH = PP ? NC : 1 /* row blocks of 64 a consumer */
+        PP = KF_MM_WGMMA == 4, MH = PP ? NC : 1 /* row blocks of 64 a consumer */,
+        P = KF_MM_PAIR
     };
     static_assert(KF_MM_BK == 64 && BM % 64 == 0 && (BN == 128 || BN == 256) && S >= 2, "wgmma tile");
     static_assert(BM == 128 && (BM * 8 / NP) % KF_MM_WS_G == 0 && (64 * BCH / NP) % KF_MM_WS_G == 0,
@@ -656,8 +699,14 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
     __shared__ __align__(8) uint64_t kf_bars[2 * S + 2 + KF_MM_RAW_R]; /* full, empty; ping-pong's turns; raw slots */
     const int64_t M = KF_MM_M, N = KF_MM_N, K = KF_MM_K;
     const int nm = (int)((M + BM - 1) / BM), nn = (int)((N + BN - 1) / BN), KT = (int)((K + 63) / 64);
-    const int64_t per_batch = (int64_t)nm * nn, tiles = per_batch * KF_MM_BATCH;
+    /* the tiles a block walks: with pairs, tiles of P row blocks, of which
+     * this block takes row block rank (past M in the last pair of an odd
+     * count: its loads are zeros, its epilogue stores nothing) */
+    const int nmp = (nm + P - 1) / P, rank = (int)(blockIdx.x % P), first = (int)(blockIdx.x / P),
+              step = (int)(gridDim.x / P);
+    const int64_t per_batch = (int64_t)nmp * nn, tiles = per_batch * KF_MM_BATCH;
     const int wg = threadIdx.x >> 7, tid = threadIdx.x & 127, lane = threadIdx.x & 31;
+    (void)rank;
     /* the swizzle acts on address bits 4-9: stages start on 1024 bytes */
     const uint32_t sbase = (kf_smem_u32(kf_smem) + 1023u) & ~1023u;
     const uint32_t full0 = kf_smem_u32(&kf_bars[0]), empty0 = kf_smem_u32(&kf_bars[S]);
@@ -671,7 +720,7 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
     if (threadIdx.x == 0) {
         for (int s = 0; s < S; s++) {
             kf_mbar_init(full0 + 8 * s, producers);
-            kf_mbar_init(empty0 + 8 * s, (PP ? 1 : NC) * 128);
+            kf_mbar_init(empty0 + 8 * s, P > 1 ? P * NC * 4 : (PP ? 1 : NC) * 128);
         }
         if (PP) {
             kf_mbar_init(empty0 + 8 * S, 128);
@@ -680,7 +729,8 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
         for (int s = 0; s < KF_MM_RAW_R; s++) kf_mbar_init(full0 + 8 * (2 * S + 2 + s), 1);
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
-    __syncthreads();
+    if (P > 1) kf_cluster_sync(); /* the peer's barriers ready before anything lands there */
+    else __syncthreads();
 
 #ifdef KF_MM_A_TMA
     enum { TMA_A = A_BYTES };
@@ -700,8 +750,14 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
         kf_tma<KF_MM_A_TMA>(sa, TA, (int)k0, (int)m0, b, full);
 #endif
 #ifdef KF_MM_B_TMA
+        if (P > 1) {
 #pragma unroll
-        for (int j = 0; j < BN / 64; j++) kf_tma<KF_MM_B_TMA>(sb + j * 8192, TB, (int)n0 + 64 * j, (int)k0, b, full);
+            for (int j = rank * (BN / 64 / P); j < (rank + 1) * (BN / 64 / P); j++)
+                kf_tma_mc<KF_MM_B_TMA>(sb + j * 8192, TB, (int)n0 + 64 * j, (int)k0, b, full, (1u << P) - 1);
+        } else {
+#pragma unroll
+            for (int j = 0; j < BN / 64; j++) kf_tma<KF_MM_B_TMA>(sb + j * 8192, TB, (int)n0 + 64 * j, (int)k0, b, full);
+        }
 #endif
     };
     (void)tma_plain;
@@ -741,13 +797,14 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
             };
             const uint32_t rbase = sbase + S * STAGE_BYTES + (KF_MM_WGMMA == 3 ? BM * BN * 2 : 0);
             const uint32_t rfull0 = full0 + 8 * (2 * S + 2);
-            /* iteration j: tile blockIdx.x + (j / KT) gridDim.x, k tile j % KT, slot j % R */
+            /* iteration j: tile first + (j / KT) step, k tile j % KT, slot j % R */
             auto issue = [&](int j) {
-                const int64_t t = blockIdx.x + (int64_t)(j / KT) * gridDim.x;
+                const int64_t t = first + (int64_t)(j / KT) * step;
                 if (t >= tiles) return;
                 int tm, tn;
                 const int64_t b = t / per_batch;
-                kf_mm_tile((int)(t % per_batch), nm, nn, &tm, &tn);
+                kf_mm_tile((int)(t % per_batch), nmp, nn, &tm, &tn);
+                tm = tm * P + rank;
                 const int k0 = (j % KT) * 64, m0 = tm * BM, n0 = tn * BN, s = j % R;
                 const uint32_t rf = rfull0 + 8 * s, sr = rbase + s * RAW_BYTES;
                 (void)b, (void)k0, (void)m0, (void)n0, (void)sr;
@@ -761,10 +818,11 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
             };
             if (tid == 0)
                 for (int j = 0; j < R; j++) issue(j);
-            for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
+            for (int64_t t = first; t < tiles; t += step) {
                 int tm, tn;
                 const int64_t b = t / per_batch;
-                kf_mm_tile((int)(t % per_batch), nm, nn, &tm, &tn);
+                kf_mm_tile((int)(t % per_batch), nmp, nn, &tm, &tn);
+                tm = tm * P + rank;
                 const int64_t m0 = (int64_t)tm * BM, n0 = (int64_t)tn * BN;
                 for (int kt = 0; kt < KT; kt++, it++) {
                     const int s = it % S;
@@ -797,10 +855,11 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
             return;
         }
 #endif
-        for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
+        for (int64_t t = first; t < tiles; t += step) {
             int tm, tn;
             const int64_t b = t / per_batch;
-            kf_mm_tile((int)(t % per_batch), nm, nn, &tm, &tn);
+            kf_mm_tile((int)(t % per_batch), nmp, nn, &tm, &tn);
+            tm = tm * P + rank;
             const int64_t m0 = (int64_t)tm * BM, n0 = (int64_t)tn * BN;
             (void)b;
             for (int kt = 0; kt < KT; kt++, it++) {
@@ -875,6 +934,10 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
 #endif
             }
         }
+        /* pairs: every stage freed by both blocks' consumers, so that the
+         * peer's last arrivals have landed before this block exits */
+        for (int j = it; P > 1 && j < it + S; j++)
+            if (j >= S) kf_mbar_wait(empty0 + 8 * (j % S), ((j / S) - 1) & 1);
         return;
     }
 
@@ -885,6 +948,17 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
     const int cw = wg - KF_MM_NPRO;
     int it = 0;
     float d[MH * NACC];
+    /* stage s's products done: every consumer thread arrives, or with pairs
+     * a warp's first lane on both blocks' barriers */
+    auto release = [&](int s) {
+        if (P > 1) {
+            __syncwarp();
+            if (lane == 0)
+                for (int r = 0; r < P; r++) kf_mbar_arrive_in(empty0 + 8 * s, (uint32_t)r);
+        } else {
+            kf_mbar_arrive(empty0 + 8 * s);
+        }
+    };
     /* ping-pong: this warpgroup's turn barrier (turn0 + 8 cw: the other's
      * products on the block's previous tile all issued), the block's tiles
      * seen (L) and this warpgroup's own (j) */
@@ -902,10 +976,11 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
     int64_t pb = 0, pm = -1, pn = 0;
     int done = Q;
 #endif
-    for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
+    for (int64_t t = first; t < tiles; t += step) {
         int tm, tn;
         const int64_t b = t / per_batch;
-        kf_mm_tile((int)(t % per_batch), nm, nn, &tm, &tn);
+        kf_mm_tile((int)(t % per_batch), nmp, nn, &tm, &tn);
+        tm = tm * P + rank;
         const int64_t m0 = (int64_t)tm * BM, n0 = (int64_t)tn * BN;
         if (PP) {
             if ((++L & 1) != cw) continue;
@@ -926,7 +1001,7 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
                 KF_MM_CAT(KF_MM_FN, _stg_epi)<BN>(B, pb, stg, pm, pn, cid + done * NC * 128);
 #endif
             kf_wg_wait<1>();
-            if (pend >= 0) kf_mbar_arrive(empty0 + 8 * pend);
+            if (pend >= 0) release(pend);
             pend = s;
         }
         if (PP) {
@@ -934,7 +1009,7 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
             j++;
         }
         kf_wg_wait<0>();
-        if (pend >= 0) kf_mbar_arrive(empty0 + 8 * pend);
+        if (pend >= 0) release(pend);
 #pragma unroll
         for (int i = 0; i < MH * NACC; i++) kf_reg_fence(d[i]);
 #if KF_MM_WGMMA == 3
@@ -978,6 +1053,8 @@ extern "C" __global__ void __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
 #undef KF_MM_NPRO
 #undef KF_MM_PRODUCER_REGS
 #undef KF_MM_CONSUMER_REGS
+#undef KF_MM_CLUSTER
+#undef KF_MM_PAIR
 
 #elif KF_MM_TC && KF_MM_WGMMA
 /* ---------------------------------------------------------------- Hopper: wgmma

@@ -34,28 +34,29 @@ extern const char kf_tmpl_mm_cu[];
 #define SMALL_CFG 21 /* the few-rows configuration: chosen by pick_cfg, never tuned */
 
 const kf_mm_cfg kf_mm_cfgs[] = {
-    {128, 256, 32, 64, 64, 3, 0, 1}, /* 0: large problems */
-    {128, 128, 32, 64, 64, 4, 0, 1}, /* 1 */
-    {256, 128, 32, 64, 64, 3, 0, 1}, /* 2 */
-    {128, 128, 64, 64, 64, 3, 0, 1}, /* 3 */
-    {64, 128, 32, 32, 64, 4, 0, 1},/* 4: few tiles */
-    {128, 128, 32, 64, 32, 4, 0, 1}, /* 5: 8 warps, fewer registers each */
-    {128, 256, 32, 64, 64, 4, 0, 1}, /* 6 */
-    {128, 256, 64, 64, 64, 3, 0, 1}, /* 7: one barrier per 64 of k */
-    {256, 128, 64, 64, 64, 3, 0, 1}, /* 8 */
-    {128, 128, 64, 64, 32, 4, 0, 1}, /* 9 */
-    {128, 256, 64, 64, 256, 4, 1, 1}, /* 10: wgmma, 2 warpgroups of 64x256 */
-    {128, 128, 64, 64, 128, 4, 1, 1}, /* 11: wgmma, 2 warpgroups of 64x128 */
-    {128, 256, 64, 64, 256, 3, 1, 1}, /* 12: wgmma */
-    {128, 256, 64, 64, 256, 4, 2, 1}, /* 13: warp-specialised: producer warpgroups, TMA, persistent */
-    {128, 128, 64, 64, 128, 6, 2, 1}, /* 14 */
-    {128, 256, 64, 64, 256, 3, 2, 1}, /* 15 */
-    {128, 128, 64, 64, 128, 4, 2, 1}, /* 16 */
-    {128, 256, 64, 64, 256, 3, 3, 1}, /* 17: warp-specialised, the epilogue staged and run under the next tile */
-    {128, 128, 64, 64, 128, 5, 3, 1}, /* 18 */
-    {128, 128, 64, 64, 128, 3, 2, 2}, /* 19: warp-specialised, two blocks a multiprocessor */
-    {128, 128, 64, 64, 128, 6, 4, 1}, /* 20: warp-specialised ping-pong: a consumer a tile, taking turns */
-    {64, 32, 64, 32, 32, 6, 0, 1},  /* 21: few rows (heuristic only): narrow tiles, more blocks */
+    {128, 256, 32, 64, 64, 3, 0, 1, 0}, /* 0: large problems */
+    {128, 128, 32, 64, 64, 4, 0, 1, 0}, /* 1 */
+    {256, 128, 32, 64, 64, 3, 0, 1, 0}, /* 2 */
+    {128, 128, 64, 64, 64, 3, 0, 1, 0}, /* 3 */
+    {64, 128, 32, 32, 64, 4, 0, 1, 0},/* 4: few tiles */
+    {128, 128, 32, 64, 32, 4, 0, 1, 0}, /* 5: 8 warps, fewer registers each */
+    {128, 256, 32, 64, 64, 4, 0, 1, 0}, /* 6 */
+    {128, 256, 64, 64, 64, 3, 0, 1, 0}, /* 7: one barrier per 64 of k */
+    {256, 128, 64, 64, 64, 3, 0, 1, 0}, /* 8 */
+    {128, 128, 64, 64, 32, 4, 0, 1, 0}, /* 9 */
+    {128, 256, 64, 64, 256, 4, 1, 1, 0}, /* 10: wgmma, 2 warpgroups of 64x256 */
+    {128, 128, 64, 64, 128, 4, 1, 1, 0}, /* 11: wgmma, 2 warpgroups of 64x128 */
+    {128, 256, 64, 64, 256, 3, 1, 1, 0}, /* 12: wgmma */
+    {128, 256, 64, 64, 256, 4, 2, 1, 0}, /* 13: warp-specialised: producer warpgroups, TMA, persistent */
+    {128, 128, 64, 64, 128, 6, 2, 1, 0}, /* 14 */
+    {128, 256, 64, 64, 256, 3, 2, 1, 0}, /* 15 */
+    {128, 128, 64, 64, 128, 4, 2, 1, 0}, /* 16 */
+    {128, 256, 64, 64, 256, 3, 3, 1, 0}, /* 17: warp-specialised, the epilogue staged and run under the next tile */
+    {128, 128, 64, 64, 128, 5, 3, 1, 0}, /* 18 */
+    {128, 128, 64, 64, 128, 3, 2, 2, 0}, /* 19: warp-specialised, two blocks a multiprocessor */
+    {128, 128, 64, 64, 128, 6, 4, 1, 0}, /* 20: warp-specialised ping-pong: a consumer a tile, taking turns */
+    {64, 32, 64, 32, 32, 6, 0, 1, 0},  /* 21: few rows (heuristic only): narrow tiles, more blocks */
+    {128, 256, 64, 64, 256, 4, 2, 1, 2}, /* 22: warp-specialised, blocks in pairs sharing B by multicast */
 };
 const int kf_mm_ncfgs = (int)(sizeof kf_mm_cfgs / sizeof *kf_mm_cfgs);
 
@@ -64,7 +65,8 @@ void kf_mm_cfg_name(int i, char *buf, size_t sz)
     const kf_mm_cfg *f = &kf_mm_cfgs[i];
     static const char *kind[] = {"", "wgmma", "wgmma-ws", "wgmma-ws-stg", "wgmma-pp"};
     if (f->wgmma)
-        snprintf(buf, sz, "%dx%dx%d %s s%d%s", f->bm, f->bn, f->bk, kind[f->wgmma], f->stages, f->ctas > 1 ? " x2" : "");
+        snprintf(buf, sz, "%dx%dx%d %s s%d%s%s", f->bm, f->bn, f->bk, kind[f->wgmma], f->stages, f->ctas > 1 ? " x2" : "",
+                 f->pair > 1 ? " c2" : "");
     else snprintf(buf, sz, "%dx%dx%d w%dx%d s%d", f->bm, f->bn, f->bk, f->wm, f->wn, f->stages);
 }
 
@@ -294,8 +296,9 @@ static bool wg_ok(cuda_gen *G, const kf_mm_cfg *f, bool pa, bool pb)
 {
     if (G->t->sm_major != 9) return false;
     /* two blocks a multiprocessor, or ping-pong's 128 accumulators a
-     * consumer thread: registers only for TMA producers */
-    if ((f->ctas > 1 || f->wgmma == 4) && !(pa && pb && tma_fits(G->c.k->anchor))) return false;
+     * consumer thread: registers only for TMA producers; pairs multicast
+     * TMA loads */
+    if ((f->ctas > 1 || f->wgmma == 4 || f->pair > 1) && !(pa && pb && tma_fits(G->c.k->anchor))) return false;
     return G->t->smem_optin <= 0 ||
            (cfg_smem(f, true) + 1024) * (unsigned)f->ctas <= (unsigned)G->t->smem_optin + 1024;
 }
@@ -317,7 +320,7 @@ static unsigned raw_stage_bytes(const kf_mm_cfg *f, const kf_node *const *raw)
  * leave.  The raw loads run that many iterations ahead. */
 static int raw_slots(cuda_gen *G, const kf_mm_cfg *f, bool pa, bool pb, const kf_node *const *raw)
 {
-    if ((f->wgmma != 2 && f->wgmma != 3) || f->ctas != 1 || !(raw[0] || raw[1])) return 0;
+    if ((f->wgmma != 2 && f->wgmma != 3) || f->ctas != 1 || f->pair > 1 || !(raw[0] || raw[1])) return 0;
     if (!(pa || raw[0]) || !(pb || raw[1]) || !tma_fits(G->c.k->anchor) || G->t->sm_major != 9) return 0;
     int64_t room = (int64_t)(G->t->smem_optin > 0 ? G->t->smem_optin : 227 * 1024) - cfg_smem(f, true);
     int64_t r = room / raw_stage_bytes(f, raw);
@@ -339,6 +342,11 @@ static void ws_launch(cuda_gen *G, kf_buf *out, kf_cuda_call *l, const kf_mm_cfg
     int nsm = G->t->nsm > 0 ? G->t->nsm : 132;
     nsm *= f->ctas;
     l->grid[0] = (unsigned)(tiles < nsm ? tiles : nsm);
+    if (f->pair > 1) { /* clusters of pair blocks, each on tiles of pair row blocks */
+        int64_t nm = (M + f->bm - 1) / f->bm, nn = (N + f->bn - 1) / f->bn;
+        int64_t units = (nm + f->pair - 1) / f->pair * nn * batch, most = nsm / f->pair;
+        l->grid[0] = (unsigned)((units < most ? units : most) * f->pair);
+    }
     l->grid[1] = 1;
     l->ntmap = 2;
     if (!tma_fits(mm)) a = b = NULL;
@@ -662,6 +670,7 @@ static void gen_template(cuda_gen *G, kf_buf *out)
                                "#define KF_MM_WN %d\n#define KF_MM_STAGES %d\n#define KF_MM_WGMMA %d\n",
                           f->bm, f->bn, f->bk, f->wm, f->wn, f->stages, f->wgmma);
             kf_buf_printf(out, "#define KF_MM_CTAS %d\n", f->ctas);
+            if (f->pair > 1) kf_buf_printf(out, "#define KF_MM_PAIR %d\n", f->pair);
             int64_t tiles = ((M + f->bm - 1) / f->bm) * ((N + f->bn - 1) / f->bn);
             int nraw = raw_slots(G, f, pa, pb, raw);
             bool rw = nraw > 0;

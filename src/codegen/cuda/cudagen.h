@@ -54,6 +54,9 @@ typedef struct kf_mm_cfg {
                   taking whole tiles in turn (TMA operands only) */
     int ctas;  /* with wgmma 2: blocks per multiprocessor (else 1); two
                   interleave one's epilogue with the other's products */
+    int pair;  /* with wgmma 2: 2 puts blocks in clusters of two that share
+                  the B tiles of neighbouring row blocks by TMA multicast
+                  (TMA operands only); else 0 */
 } kf_mm_cfg;
 extern const kf_mm_cfg kf_mm_cfgs[];
 extern const int kf_mm_ncfgs;
