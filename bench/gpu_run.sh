@@ -88,7 +88,7 @@ if has cfgs; then
     # K of 256, N within one tile, many tiles a block, M off the tile, f32 out
     printf 'input a : f16[5000, 256]\ninput b : f16[256, 200]\ninput bias : f16[200]\ny = cast(silu(add(matmul(a, b), bias)), dtype=f32)\noutput y\n' >"$d/t16.kf"
     : >"$OUT/cfgs.log"; nc=0; nbad=0
-    for i in ${CFGS:-0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21}; do
+    for i in ${CFGS:-0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22}; do
         for f in "$d"/t*.kf; do
             nc=$((nc + 1))
             if KFUSE_CUDA_MM_CFG=$i timeout 25 "$B/kfuse" run "$f" --check --device cuda >>"$OUT/cfgs.log" 2>&1; then :
