@@ -587,7 +587,7 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _stg_epi)(const kf_bufs &B, int64_t b, uint32
 #endif
 /* KF_MM_PAIR 2: blocks in clusters of two, on the tiles of neighbouring row
  * blocks of one column block; each loads half of the B tile of a stage and
- * multicasts it to both, so that B's traffic from L2 is halved.  A stage is
+ * multicasts it to both, so that each B tile is read once for the two.  A stage is
  * freed by the consumer warps of both blocks (one arrival a warp on each
  * block's barrier), and the producer waits for the last stages to be freed
  * before it exits, so that no arrival targets a block that has gone. */
