@@ -706,7 +706,13 @@ extern "C" __global__ void KF_MM_CLUSTER __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
               step = (int)(gridDim.x / P);
     const int64_t per_batch = (int64_t)nmp * nn, tiles = per_batch * KF_MM_BATCH;
     const int wg = threadIdx.x >> 7, tid = threadIdx.x & 127, lane = threadIdx.x & 31;
-    (void)rank;
+    /* tile t of the walk: its batch b and its first row m0 and column n0 */
+    auto tile_at = [&](int64_t t, int64_t &b, int64_t &m0, int64_t &n0) {
+        int tm, tn;
+        b = t / per_batch;
+        kf_mm_tile((int)(t % per_batch), nmp, nn, &tm, &tn);
+        m0 = (int64_t)(tm * P + rank) * BM, n0 = (int64_t)tn * BN;
+    };
     /* the swizzle acts on address bits 4-9: stages start on 1024 bytes */
     const uint32_t sbase = (kf_smem_u32(kf_smem) + 1023u) & ~1023u;
     const uint32_t full0 = kf_smem_u32(&kf_bars[0]), empty0 = kf_smem_u32(&kf_bars[S]);
@@ -801,11 +807,9 @@ extern "C" __global__ void KF_MM_CLUSTER __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
             auto issue = [&](int j) {
                 const int64_t t = first + (int64_t)(j / KT) * step;
                 if (t >= tiles) return;
-                int tm, tn;
-                const int64_t b = t / per_batch;
-                kf_mm_tile((int)(t % per_batch), nmp, nn, &tm, &tn);
-                tm = tm * P + rank;
-                const int k0 = (j % KT) * 64, m0 = tm * BM, n0 = tn * BN, s = j % R;
+                int64_t b, m0, n0;
+                tile_at(t, b, m0, n0);
+                const int k0 = (j % KT) * 64, s = j % R;
                 const uint32_t rf = rfull0 + 8 * s, sr = rbase + s * RAW_BYTES;
                 (void)b, (void)k0, (void)m0, (void)n0, (void)sr;
                 kf_mbar_arrive_expect(rf, RAW_BYTES);
@@ -819,11 +823,8 @@ extern "C" __global__ void KF_MM_CLUSTER __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
             if (tid == 0)
                 for (int j = 0; j < R; j++) issue(j);
             for (int64_t t = first; t < tiles; t += step) {
-                int tm, tn;
-                const int64_t b = t / per_batch;
-                kf_mm_tile((int)(t % per_batch), nmp, nn, &tm, &tn);
-                tm = tm * P + rank;
-                const int64_t m0 = (int64_t)tm * BM, n0 = (int64_t)tn * BN;
+                int64_t b, m0, n0;
+                tile_at(t, b, m0, n0);
                 for (int kt = 0; kt < KT; kt++, it++) {
                     const int s = it % S;
                     if (it >= S) kf_mbar_wait(empty0 + 8 * s, ((it / S) - 1) & 1);
@@ -856,12 +857,8 @@ extern "C" __global__ void KF_MM_CLUSTER __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
         }
 #endif
         for (int64_t t = first; t < tiles; t += step) {
-            int tm, tn;
-            const int64_t b = t / per_batch;
-            kf_mm_tile((int)(t % per_batch), nmp, nn, &tm, &tn);
-            tm = tm * P + rank;
-            const int64_t m0 = (int64_t)tm * BM, n0 = (int64_t)tn * BN;
-            (void)b;
+            int64_t b, m0, n0;
+            tile_at(t, b, m0, n0);
             for (int kt = 0; kt < KT; kt++, it++) {
                 if (KF_MM_NPRO > 1 && it % KF_MM_NPRO != wg) continue; /* the other's stage */
                 const int s = it % S;
@@ -977,11 +974,8 @@ extern "C" __global__ void KF_MM_CLUSTER __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
     int done = Q;
 #endif
     for (int64_t t = first; t < tiles; t += step) {
-        int tm, tn;
-        const int64_t b = t / per_batch;
-        kf_mm_tile((int)(t % per_batch), nmp, nn, &tm, &tn);
-        tm = tm * P + rank;
-        const int64_t m0 = (int64_t)tm * BM, n0 = (int64_t)tn * BN;
+        int64_t b, m0, n0;
+        tile_at(t, b, m0, n0);
         if (PP) {
             if ((++L & 1) != cw) continue;
             it = (int)(L * KT);
