@@ -87,8 +87,14 @@ if has cfgs; then
     printf 'input a : f16[3, 100, 264]\ninput wq : i8[264, 400]\ninput s : f16[400]\ny = matmul(relu(a), mul(cast(wq, dtype=f16), s))\noutput y\n' >"$d/t15.kf"
     # K of 256, N within one tile, many tiles a block, M off the tile, f32 out
     printf 'input a : f16[5000, 256]\ninput b : f16[256, 200]\ninput bias : f16[200]\ny = cast(silu(add(matmul(a, b), bias)), dtype=f32)\noutput y\n' >"$d/t16.kf"
+    # streaming (B resident): K of 72 (two k tiles), M and N off the tile,
+    # a residual; three k tiles, N of one whole tile; many tiles a block, so
+    # that every slot of the ring is refilled several times
+    printf 'input a : bf16[1000, 72]\ninput b : bf16[72, 128]\ninput r : bf16[1000, 128]\ny = add(gelu(matmul(a, b)), r)\noutput y\n' >"$d/t17.kf"
+    printf 'input a : f16[130, 136]\ninput b : f16[136, 256]\ninput bias : f16[256]\ny = sigmoid(add(matmul(a, b), bias))\noutput y\n' >"$d/t18.kf"
+    printf 'input a : f16[70000, 200]\ninput b : f16[200, 72]\ninput bias : f16[72]\ny = relu(add(matmul(a, b), bias))\noutput y\n' >"$d/t19.kf"
     : >"$OUT/cfgs.log"; nc=0; nbad=0
-    for i in ${CFGS:-0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22}; do
+    for i in ${CFGS:-0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23}; do
         for f in "$d"/t*.kf; do
             nc=$((nc + 1))
             if KFUSE_CUDA_MM_CFG=$i timeout 25 "$B/kfuse" run "$f" --check --device cuda >>"$OUT/cfgs.log" 2>&1; then :

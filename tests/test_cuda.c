@@ -410,7 +410,7 @@ int main(int argc, char **argv)
      * would not pick them): wgmma, and the warp-specialised one with TMA
      * operands, operands computed by one or two producer warpgroups,
      * batched maps, the staged epilogue, two blocks a multiprocessor,
-     * ping-pong and blocks in pairs (TMA operands only: the others fall back) and the raw
+     * ping-pong, blocks in pairs and streaming (TMA operands only: the others fall back) and the raw
      * staging of prologues' sources; assembled to sm_90a cubins, since ptxas is what
      * checks their register budget */
     static const struct {
@@ -426,6 +426,8 @@ int main(int argc, char **argv)
                {"20", "mm_pp", "wgmma-pp s6", KF_BF16},  /* ping-pong */
                {"22", "mm_pair", "wgmma-ws s4 c2\n#define KF_MM_PAIR 2", KF_F16}, /* blocks in pairs, B multicast */
                {"22", "mm_pair", "wgmma-ws s4 c2", KF_BF16},
+               {"23", "mm_stream", "64x256x64 wgmma-stream s8", KF_F16}, /* streaming: B resident */
+               {"23", "mm_stream", "wgmma-stream s8", KF_BF16},
                {"21", "mm_few_rows", "64x32x64 w32x32 s6", KF_F16}}; /* the few-rows tile (mma.sync) */
     int mode = compile_mode;
     compile_mode = 2;

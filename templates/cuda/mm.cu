@@ -134,10 +134,10 @@ KF_INLINE void kf_quad_t8(const float (&x)[4][2], float *w, int lane)
             w[(2 * j + 1) * 2 + e] = lo ? u[j][1][e] : r;
         }
 }
-/* Tiles in grouped order, so that consecutive blocks share A rows in L2. */
-KF_INLINE void kf_mm_tile(int pid, int nm, int nn, int *tm, int *tn)
+/* Tiles in grouped order, so that consecutive blocks share A rows in L2:
+ * groups of G row blocks, each walked column by column. */
+KF_INLINE void kf_mm_tile(int pid, int nm, int nn, int *tm, int *tn, int G = 8)
 {
-    const int G = 8;
     int per = G * nn, grp = pid / per, first = grp * G;
     int gs = nm - first < G ? nm - first : G;
     *tm = first + (pid % per) % gs;
@@ -213,13 +213,17 @@ KF_INLINE void kf_wg_group(const float *d, int t, int h, float (&x)[4][2])
  * rows), B at sb, four k steps of 16, committed as one group. */
 template <int BN, int BF16, int MH = 1> KF_INLINE void kf_wg_stage(float *d, uint32_t sa, uint32_t sb)
 {
+    /* each step's descriptors are the stage's plus the step's offset >> 4:
+     * the start address field (bits 0-13) holds any shared address >> 4
+     * without a carry out */
+    const uint64_t da0 = kf_wg_desc(sa, 16, 1024), db0 = kf_wg_desc(sb, 8192, 1024);
     kf_wg_fence();
 #pragma unroll
     for (int kk = 0; kk < 4; kk++) {
-        const uint64_t db = kf_wg_desc(sb + kk * 2048, 8192, 1024);
+        const uint64_t db = db0 + kk * 2048 / 16;
 #pragma unroll
         for (int h = 0; h < MH; h++) {
-            const uint64_t da = kf_wg_desc(sa + h * 64 * 128 + kk * 32, 16, 1024);
+            const uint64_t da = da0 + (h * 64 * 128 + kk * 32) / 16;
             if (BN == 256) kf_wgmma_n256<BF16>(d + h * BN / 2, da, db);
             else kf_wgmma_n128<BF16>(d + h * BN / 2, da, db);
         }
@@ -585,6 +589,9 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _stg_epi)(const kf_bufs &B, int64_t b, uint32
 #if KF_MM_WGMMA == 4 && !(KF_MM_BN == 128 && defined(KF_MM_A_TMA) && defined(KF_MM_B_TMA))
 #error "ping-pong: 128 x 128 accumulators a consumer, TMA producers"
 #endif
+#if KF_MM_WGMMA == 5 && !(KF_MM_BM == 64 && defined(KF_MM_A_TMA) && defined(KF_MM_B_TMA) && KF_MM_BATCH == 1)
+#error "streaming: 64-row tiles, TMA producers, one batch"
+#endif
 /* KF_MM_PAIR 2: blocks in clusters of two, on the tiles of neighbouring row
  * blocks of one column block; each loads half of the B tile of a stage and
  * multicasts it to both, so that each B tile is read once for the two.  A stage is
@@ -593,6 +600,12 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _stg_epi)(const kf_bufs &B, int64_t b, uint32
  * before it exits, so that no arrival targets a block that has gone. */
 #ifndef KF_MM_PAIR
 #define KF_MM_PAIR 1
+#endif
+/* KF_MM_GROUP: row blocks (or pairs of them) a group of the tile walk (see
+ * kf_mm_tile); cudagen.c makes the tiles in flight at once span about as
+ * many bytes of A as of B */
+#ifndef KF_MM_GROUP
+#define KF_MM_GROUP 8
 #endif
 #if KF_MM_PAIR > 1
 #if !(KF_MM_PAIR == 2 && KF_MM_WGMMA == 2 && KF_MM_CTAS == 1 && defined(KF_MM_A_TMA) && defined(KF_MM_B_TMA))
@@ -683,6 +696,87 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _raw_tile)(const kf_bufs &B, int64_t b, uint3
     }
 }
 #endif
+#if KF_MM_WGMMA == 5
+/* ---------------------------------------------------------------- Hopper: streaming
+ * For a product whose B fits in shared memory (N <= BN, K <= 256, one
+ * batch), as a tall-and-skinny product's does: B is loaded once a block, by
+ * TMA, each k tile completing on a barrier of its own, and stays; A streams
+ * through a ring of S slots of 64 rows x 64 k, and two consumer warpgroups
+ * take the block's 64-row tiles in turn (64 x BN accumulators each: all of
+ * a tile's k tiles issued, then one wait), so that one's epilogue runs
+ * while the other's products do and the ring is refilled under both.  S is
+ * a multiple of 2 KT, so that every slot serves one consumer only: a
+ * consumer's wait on a slot's fill always follows its own wait on the fill
+ * before, and the parity of the barrier's phases cannot alias.  A slot is
+ * freed by one arrival from each warp of its consumer. */
+extern "C" __global__ void __launch_bounds__(384, 1)
+    KF_MM_FN(const __grid_constant__ kf_bufs B, const __grid_constant__ kf_tmap TA, const __grid_constant__ kf_tmap TB)
+{
+    enum {
+        BN = KF_MM_BN, KT = (int)((KF_MM_K + 63) / 64), S = KF_MM_STAGES / (2 * KT) * (2 * KT), A_SLOT = 64 * 128,
+        B_KT = (BN / 64) * 8192, NACC = BN / 2
+    };
+    static_assert(KF_MM_BK == 64 && (BN == 128 || BN == 256) && KT <= 4 && S >= 2 * KT && KF_MM_N <= BN,
+                  "streaming tile: B resident");
+    extern __shared__ __align__(1024) unsigned char kf_smem[];
+    __shared__ __align__(8) uint64_t kf_bars[2 * S + KT]; /* full, empty, B's k tiles */
+    const int64_t tiles = (KF_MM_M + 63) / 64;
+    const int wg = threadIdx.x >> 7, lane = threadIdx.x & 31;
+    /* the swizzle acts on address bits 4-9: slots start on 1024 bytes */
+    const uint32_t sa0 = (kf_smem_u32(kf_smem) + 1023u) & ~1023u, sb0 = sa0 + S * A_SLOT;
+    const uint32_t full0 = kf_smem_u32(&kf_bars[0]), empty0 = full0 + 8 * S, bfull0 = full0 + 16 * S;
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < S; s++) {
+            kf_mbar_init(full0 + 8 * s, 1);
+            kf_mbar_init(empty0 + 8 * s, 4);
+        }
+        for (int k = 0; k < KT; k++) kf_mbar_init(bfull0 + 8 * k, 1);
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+    if (wg == 0) {
+        /* ---- the producer: one thread; B's k tiles beside the first tile's */
+        kf_setmaxnreg_dec<40>();
+        if (threadIdx.x != 0) return;
+        int it = 0;
+        for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x)
+            for (int kt = 0; kt < KT; kt++, it++) {
+                const int s = it % S;
+                if (it >= S) kf_mbar_wait(empty0 + 8 * s, ((it / S) - 1) & 1);
+                kf_mbar_arrive_expect(full0 + 8 * s, A_SLOT);
+                kf_tma<KF_MM_A_TMA>(sa0 + s * A_SLOT, TA, kt * 64, (int)(t * 64), 0, full0 + 8 * s);
+                if (t != blockIdx.x) continue;
+                kf_mbar_arrive_expect(bfull0 + 8 * kt, B_KT);
+#pragma unroll
+                for (int j = 0; j < BN / 64; j++)
+                    kf_tma<KF_MM_B_TMA>(sb0 + kt * B_KT + j * 8192, TB, 64 * j, kt * 64, 0, bfull0 + 8 * kt);
+            }
+        return;
+    }
+    /* ---- the consumers: tiles L = cw, cw + 2, ... of the block's */
+    kf_setmaxnreg_inc<232>();
+    const int cw = wg - 1;
+    float d[NACC];
+    int L = cw;
+    for (int64_t t = blockIdx.x + (int64_t)cw * gridDim.x; t < tiles; t += 2 * (int64_t)gridDim.x, L += 2) {
+#pragma unroll
+        for (int i = 0; i < NACC; i++) d[i] = 0.0f;
+        for (int kt = 0; kt < KT; kt++) {
+            const int it = L * KT + kt, s = it % S;
+            kf_mbar_wait(full0 + 8 * s, (it / S) & 1);
+            kf_mbar_wait(bfull0 + 8 * kt, 0); /* completes once: B stays */
+            kf_wg_stage<BN, KF_MM_BF16>(d, sa0 + s * A_SLOT, sb0 + kt * B_KT);
+        }
+        kf_wg_wait<0>();
+        __syncwarp();
+        if (lane == 0)
+            for (int kt = 0; kt < KT; kt++) kf_mbar_arrive(empty0 + 8 * ((L * KT + kt) % S));
+#pragma unroll
+        for (int i = 0; i < NACC; i++) kf_reg_fence(d[i]);
+        KF_MM_CAT(KF_MM_FN, _wg_epi)<BN>(B, 0, d, t * 64, 0, lane);
+    }
+}
+#else
 extern "C" __global__ void KF_MM_CLUSTER __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
     KF_MM_FN(const __grid_constant__ kf_bufs B, const __grid_constant__ kf_tmap TA, const __grid_constant__ kf_tmap TB)
 {
@@ -710,7 +804,7 @@ extern "C" __global__ void KF_MM_CLUSTER __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
     auto tile_at = [&](int64_t t, int64_t &b, int64_t &m0, int64_t &n0) {
         int tm, tn;
         b = t / per_batch;
-        kf_mm_tile((int)(t % per_batch), nmp, nn, &tm, &tn);
+        kf_mm_tile((int)(t % per_batch), nmp, nn, &tm, &tn, KF_MM_GROUP);
         m0 = (int64_t)(tm * P + rank) * BM, n0 = (int64_t)tn * BN;
     };
     /* the swizzle acts on address bits 4-9: stages start on 1024 bytes */
@@ -1022,6 +1116,7 @@ extern "C" __global__ void KF_MM_CLUSTER __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
     for (; done < Q; done++) KF_MM_CAT(KF_MM_FN, _stg_epi)<BN>(B, pb, stg, pm, pn, cid + done * NC * 128);
 #endif
 }
+#endif /* KF_MM_WGMMA == 5 */
 #undef KF_MM_NT
 #ifdef KF_MM_RAW
 #ifdef KF_MM_A_RAW_NONE
@@ -1049,6 +1144,7 @@ extern "C" __global__ void KF_MM_CLUSTER __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
 #undef KF_MM_CONSUMER_REGS
 #undef KF_MM_CLUSTER
 #undef KF_MM_PAIR
+#undef KF_MM_GROUP
 
 #elif KF_MM_TC && KF_MM_WGMMA
 /* ---------------------------------------------------------------- Hopper: wgmma

@@ -37,6 +37,24 @@ struct kf_bufs {
     __device__ __forceinline__ void *operator[](int i) const { return __builtin_assume_aligned(p[i], 16); }
 };
 
+/* 16 (or 8) bytes of a 16-byte-aligned local array stored to global memory
+ * as one vector store: NVVM, left to itself, has split such a copy into
+ * element stores where it lost sight of the destination's alignment
+ * (8 times the stores for an f32 output).  No memory clobber: generated
+ * code never reads back what it stores in the same kernel, and the loads of
+ * the next columns may move above these stores. */
+KF_INLINE void kf_st16(void *dst, const void *src)
+{
+    const uint4 u = *(const uint4 *)src;
+    asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};" ::"l"(__cvta_generic_to_global(dst)), "r"(u.x), "r"(u.y),
+                 "r"(u.z), "r"(u.w));
+}
+KF_INLINE void kf_st8(void *dst, const void *src)
+{
+    const uint2 u = *(const uint2 *)src;
+    asm volatile("st.global.v2.b32 [%0], {%1, %2};" ::"l"(__cvta_generic_to_global(dst)), "r"(u.x), "r"(u.y));
+}
+
 KF_INLINE uint32_t kf_fbits(float f) { return (uint32_t)__float_as_uint(f); }
 KF_INLINE float kf_bitsf(uint32_t u) { return __uint_as_float(u); }
 
@@ -88,11 +106,28 @@ KF_INLINE uint32_t kf_h2_mul(uint32_t a, uint32_t b)
  * within the CPU target's tolerance too ---- */
 KF_INLINE float kf_exp_f(float a) { return expf(a); }
 /* sigmoid and silu in f32 from the hardware's exp2 and reciprocal
- * approximations (__expf, __fdividef: a few ulp, not the last one): they run
- * in matmul epilogues over every element, where the exact exp and division
- * cost more instructions than the tensor cores leave time for */
-KF_INLINE float kf_sigmoid_f(float a) { return __fdividef(1.0f, 1.0f + __expf(-a)); }
-KF_INLINE float kf_silu_f(float a) { return __fdividef(a, 1.0f + __expf(-a)); }
+ * approximations (a few ulp, not the last one): they run in matmul
+ * epilogues over every element, where the exact exp and division cost more
+ * instructions than the tensor cores leave time for.  The approximations
+ * flush subnormal results to zero: one MUFU instruction each, where
+ * __expf's handling of subnormal results costs four more an element; in
+ * sigmoid, silu and gelu a flushed exp2 or reciprocal only changes results
+ * that are themselves subnormal or lost in 1 + x. */
+KF_INLINE float kf_ex2_ftz(float x)
+{
+    float r;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+    return r;
+}
+KF_INLINE float kf_rcp_ftz(float x)
+{
+    float r;
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+    return r;
+}
+#define KF_LOG2E_F 1.44269504088896341f
+KF_INLINE float kf_sigmoid_f(float a) { return kf_rcp_ftz(1.0f + kf_ex2_ftz(a * -KF_LOG2E_F)); }
+KF_INLINE float kf_silu_f(float a) { return a * kf_rcp_ftz(1.0f + kf_ex2_ftz(a * -KF_LOG2E_F)); }
 KF_INLINE float kf_tanh_f(float a) { return tanhf(a); }
 KF_INLINE float kf_erf_f(float a) { return erff(a); }
 /* gelu's erf as the CPU target computes it (Abramowitz & Stegun 7.1.26,
@@ -103,12 +138,12 @@ KF_INLINE float kf_erf_f(float a) { return erff(a); }
 KF_INLINE float kf_gelu_f(float a)
 {
     const float z = fabsf(a) * 0.70710678118654752f;
-    const float t = __fdividef(1.0f, fmaf(0.3275911f, z, 1.0f));
+    const float t = kf_rcp_ftz(fmaf(0.3275911f, z, 1.0f));
     float p = fmaf(1.061405429f, t, -1.453152027f);
     p = fmaf(p, t, 1.421413741f);
     p = fmaf(p, t, -0.284496736f);
     p = fmaf(p, t, 0.254829592f);
-    const float q = p * t * __expf(-z * z); /* erfc(z) */
+    const float q = p * t * kf_ex2_ftz(z * z * -KF_LOG2E_F); /* erfc(z) */
     return 0.5f * a * (a >= 0.0f ? 2.0f - q : q);
 }
 KF_INLINE float kf_gelu_tanh_f(float a)

@@ -57,13 +57,14 @@ const kf_mm_cfg kf_mm_cfgs[] = {
     {128, 128, 64, 64, 128, 6, 4, 1, 0}, /* 20: warp-specialised ping-pong: a consumer a tile, taking turns */
     {64, 32, 64, 32, 32, 6, 0, 1, 0},  /* 21: few rows (heuristic only): narrow tiles, more blocks */
     {128, 256, 64, 64, 256, 4, 2, 1, 2}, /* 22: warp-specialised, blocks in pairs sharing B by multicast */
+    {64, 256, 64, 64, 256, 8, 5, 1, 0}, /* 23: streaming: B resident, 64-row tiles of A taken in turn */
 };
 const int kf_mm_ncfgs = (int)(sizeof kf_mm_cfgs / sizeof *kf_mm_cfgs);
 
 void kf_mm_cfg_name(int i, char *buf, size_t sz)
 {
     const kf_mm_cfg *f = &kf_mm_cfgs[i];
-    static const char *kind[] = {"", "wgmma", "wgmma-ws", "wgmma-ws-stg", "wgmma-pp"};
+    static const char *kind[] = {"", "wgmma", "wgmma-ws", "wgmma-ws-stg", "wgmma-pp", "wgmma-stream"};
     if (f->wgmma)
         snprintf(buf, sz, "%dx%dx%d %s s%d%s%s", f->bm, f->bn, f->bk, kind[f->wgmma], f->stages, f->ctas > 1 ? " x2" : "",
                  f->pair > 1 ? " c2" : "");
@@ -72,6 +73,8 @@ void kf_mm_cfg_name(int i, char *buf, size_t sz)
 
 static unsigned cfg_smem(const kf_mm_cfg *f, bool direct_epi)
 {
+    /* streaming: the ring of A slots, then B (K <= 256) resident */
+    if (f->wgmma == 5) return (unsigned)(f->stages * f->bm * 64 * 2 + 256 * f->bn * 2) + 1024;
     unsigned pipe = (unsigned)(f->stages * (f->bm * f->bk + f->bk * f->bn) * 2);
     /* stages aligned to 1024 bytes (the swizzle); then the staged tile */
     if (f->wgmma) return pipe + 1024 + (f->wgmma == 3 ? (unsigned)(f->bm * f->bn * 2) : 0);
@@ -144,6 +147,7 @@ static void decompose(cuda_gen *G, kf_idx *ix, const char *pfx, const char *f, i
 
 static unsigned cfg_threads(const kf_mm_cfg *f)
 {
+    if (f->wgmma == 5) return 384; /* a producer warpgroup, two consumers */
     if (f->wgmma >= 2) return (unsigned)((f->bm / 64) * 128 + (f->ctas > 1 ? 32 : 128)); /* producer warp(group) */
     return f->wgmma ? (unsigned)(f->bm / 64 * 128) : (unsigned)((f->bm / f->wm) * (f->bn / f->wn) * 32);
 }
@@ -298,7 +302,13 @@ static bool wg_ok(cuda_gen *G, const kf_mm_cfg *f, bool pa, bool pb)
     /* two blocks a multiprocessor, or ping-pong's 128 accumulators a
      * consumer thread: registers only for TMA producers; pairs multicast
      * TMA loads */
-    if ((f->ctas > 1 || f->wgmma == 4 || f->pair > 1) && !(pa && pb && tma_fits(G->c.k->anchor))) return false;
+    if ((f->ctas > 1 || f->wgmma >= 4 || f->pair > 1) && !(pa && pb && tma_fits(G->c.k->anchor))) return false;
+    /* streaming: B resident (one batch, N within the tile, K <= 256) */
+    const kf_node *mm = G->c.k->anchor;
+    int64_t batch = 1;
+    for (int d = 0; d < mm->ndim - 2; d++) batch *= mm->shape[d];
+    if (f->wgmma == 5 && (batch != 1 || mm->shape[mm->ndim - 1] > f->bn || mm->in[0]->shape[mm->in[0]->ndim - 1] > 256))
+        return false;
     return G->t->smem_optin <= 0 ||
            (cfg_smem(f, true) + 1024) * (unsigned)f->ctas <= (unsigned)G->t->smem_optin + 1024;
 }
@@ -349,10 +359,19 @@ static void ws_launch(cuda_gen *G, kf_buf *out, kf_cuda_call *l, const kf_mm_cfg
     }
     l->grid[1] = 1;
     l->ntmap = 2;
+    /* the walk's groups of g row blocks (units of pair row blocks), each
+     * walked column by column: the units in flight at once, g of them down
+     * by grid / g across, span as many rows of A as columns of B (g^2 BM
+     * pair = units BN); KFUSE_CUDA_MM_GROUP=g sets it (tests) */
+    int64_t units = l->grid[0] / (f->pair > 1 ? f->pair : 1), g = 1;
+    while ((g + 1) * (g + 1) * f->bm * (f->pair > 1 ? f->pair : 1) <= units * f->bn) g++;
+    const char *eg = getenv("KFUSE_CUDA_MM_GROUP");
+    if (eg && atoi(eg) > 0) g = atoi(eg);
+    kf_buf_printf(out, "#define KF_MM_GROUP %d\n", (int)g);
     if (!tma_fits(mm)) a = b = NULL;
     /* producers: mm.cu */
     bool rw = raw && (raw[0] || raw[1]);
-    l->block[0] = f->ctas > 1 ? cfg_threads(f)
+    l->block[0] = f->ctas > 1 || f->wgmma == 5 ? cfg_threads(f)
                               : (unsigned)((f->bm / 64 + ((a && b) || rw || f->bn == 256 ? 1 : 2)) * 128);
     const kf_node *op[2] = {a, b};
     for (int i = 0; i < 2; i++) {
@@ -407,8 +426,9 @@ static bool store8_ok(const kf_cg *c, const kf_node *r, const kf_node *like)
 }
 
 /* Stores node r's 8 storage values v (expressions) at index ix0 and the 7
- * columns after it, through a 16-byte-aligned array: 16-byte stores, 8
- * bytes for 1-byte types (the caller knows the address aligned). */
+ * columns after it, through a 16-byte-aligned array: 16-byte vector stores
+ * (kf_st16, prelude.cuh), 8 bytes for 1-byte types (the caller knows the
+ * address aligned). */
 static void store8(kf_cg *c, kf_node *r, const char *const v[8], const kf_idx *ix0)
 {
     const char *t = kf_cg_tmp(c);
@@ -417,10 +437,9 @@ static void store8(kf_cg *c, kf_node *r, const char *const v[8], const kf_idx *i
     size_t sz = kf_dtype_size(r->dtype);
     const char *dst = kf_cg_fmt(c, "&%s[%s]", kf_cg_ptr(c, r, true), kf_cg_linear(c, r, ix0));
     if (sz == 1) {
-        kf_emit(c->body, "*(uint2 *)(%s) = *(const uint2 *)%s;", dst, t);
+        kf_emit(c->body, "kf_st8(%s, %s);", dst, t);
     } else {
-        for (size_t q = 0; q < sz / 2; q++)
-            kf_emit(c->body, "((uint4 *)(%s))[%zu] = ((const uint4 *)%s)[%zu];", dst, q, t, q);
+        for (size_t q = 0; q < sz / 2; q++) kf_emit(c->body, "kf_st16((uint4 *)(%s) + %zu, (const uint4 *)%s + %zu);", dst, q, t, q);
     }
 }
 
