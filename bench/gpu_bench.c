@@ -6,7 +6,10 @@
  * two events (the GPU idle before it: launch latency included), and
  * back to back, B calls between the events over NSETS copies of the
  * buffers in turn (more bytes than the L2 holds, so no call finds the
- * previous one's data there), divided by B.  The skinny graph is also set
+ * previous one's data there), divided by B.  Both plans are compiled (and
+ * tuned) first; then the three are sampled in turn, one sample of each a
+ * round, so that each sees the GPU in the same state (its clock under the
+ * power limit).  The skinny graph is also set
  * against the bytes-moved limit at the device-to-device copy bandwidth
  * measured here.
  * Used only by the benchmark; built when cuBLAS is found.
@@ -80,6 +83,12 @@ static int cmp_f(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 static uint64_t rng = 0x9E3779B97F4A7C15ULL;
 static double urand(void)
 {
@@ -138,31 +147,52 @@ enum { NSETS = 4, B2B = 8 }; /* buffer sets; calls a back-to-back sample */
 /* One call of what is timed, on buffer set i; false on failure. */
 typedef bool (*call_fn)(void *ud, int i);
 
-/* Median milliseconds of one call: alone (b2b false) or back to back. */
-static double time_calls(call_fn f, void *ud, int reps, bool b2b)
+/* One sample, in milliseconds a call: one call alone between two events
+ * (b2b false), or B2B calls back to back over the buffer sets, divided by
+ * B2B; negative when a call failed. */
+static double sample(call_fn f, void *ud, bool b2b, cudaEvent_t e0, cudaEvent_t e1)
+{
+    const int per = b2b ? B2B : 1;
+    float t;
+    CK(cudaEventRecord(e0, 0));
+    for (int r = 0; r < per; r++)
+        if (!f(ud, r % NSETS)) return -1;
+    CK(cudaEventRecord(e1, 0));
+    CK(cudaEventSynchronize(e1));
+    CK(cudaEventElapsedTime(&t, e0, e1));
+    return t / per;
+}
+
+/* Median milliseconds of each of the n timed things (f[j], ud[j]), alone
+ * (ms[j][0]) and back to back (ms[j][1]).  The samples are taken in turn,
+ * one of each per round, so that every thing is timed in the same state of
+ * the GPU: a large product runs into the power limit within a fraction of a
+ * second, and a GPU that has just idled (while the next plan compiles) runs
+ * its first milliseconds at a higher clock than one that has just been busy
+ * (tuning, the previous thing's samples).  -1 on failure. */
+static int time_round_robin(int n, call_fn const *f, void *const *ud, int reps, double (*ms)[2])
 {
     cudaEvent_t e0, e1;
     CK(cudaEventCreate(&e0));
     CK(cudaEventCreate(&e1));
-    float *t = malloc(sizeof *t * (size_t)reps);
-    const int per = b2b ? B2B : 1;
-    for (int i = 0; i < 5; i++)
-        if (!f(ud, i % NSETS)) return -1;
-    for (int i = 0; i < reps; i++) {
-        CK(cudaEventRecord(e0, 0));
-        for (int r = 0; r < per; r++)
-            if (!f(ud, r % NSETS)) return -1;
-        CK(cudaEventRecord(e1, 0));
-        CK(cudaEventSynchronize(e1));
-        CK(cudaEventElapsedTime(&t[i], e0, e1));
-        t[i] /= (float)per;
+    double *t = malloc(sizeof *t * (size_t)reps * (size_t)n);
+    int rc = 0;
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < 5; i++)
+            if (!f[j](ud[j], i % NSETS)) rc = -1;
+    for (int w = 0; w < 2 && !rc; w++) {
+        for (int i = 0; i < reps && !rc; i++)
+            for (int j = 0; j < n && !rc; j++)
+                if ((t[j * reps + i] = sample(f[j], ud[j], w == 1, e0, e1)) < 0) rc = -1;
+        for (int j = 0; j < n && !rc; j++) {
+            qsort(t + j * reps, (size_t)reps, sizeof *t, cmp_d);
+            ms[j][w] = t[j * reps + reps / 2];
+        }
     }
-    qsort(t, (size_t)reps, sizeof *t, cmp_f);
-    double m = t[reps / 2];
     free(t);
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);
-    return m;
+    return rc;
 }
 
 typedef struct kf_call {
@@ -194,27 +224,30 @@ static bool call_cublas(void *ud, int i)
     return true;
 }
 
-/* cuBLAS alone and back to back (ms[0], ms[1]), on NSETS buffer sets. */
-static void time_cublas(cublasHandle_t h, int64_t M, int64_t N, int64_t K, int reps, double ms[2])
+/* cuBLAS's buffers for an M x N x K product: NSETS sets of random inputs */
+static void cublas_setup(cb_call *g, cublasHandle_t h, int64_t M, int64_t N, int64_t K)
 {
-    cb_call g = {.h = h, .M = M, .N = N, .K = K};
+    *g = (cb_call){.h = h, .M = M, .N = N, .K = K};
     uint16_t *ha = malloc((size_t)(M * K * 2)), *hb = malloc((size_t)(K * N * 2));
     fill(KF_F16, ha, M * K);
     fill(KF_F16, hb, K * N);
     for (int i = 0; i < NSETS; i++) {
-        CK(cudaMalloc(&g.a[i], (size_t)(M * K * 2)));
-        CK(cudaMalloc(&g.b[i], (size_t)(K * N * 2)));
-        CK(cudaMalloc(&g.c[i], (size_t)(M * N * 2)));
-        CK(cudaMemcpy(g.a[i], ha, (size_t)(M * K * 2), cudaMemcpyHostToDevice));
-        CK(cudaMemcpy(g.b[i], hb, (size_t)(K * N * 2), cudaMemcpyHostToDevice));
+        CK(cudaMalloc(&g->a[i], (size_t)(M * K * 2)));
+        CK(cudaMalloc(&g->b[i], (size_t)(K * N * 2)));
+        CK(cudaMalloc(&g->c[i], (size_t)(M * N * 2)));
+        CK(cudaMemcpy(g->a[i], ha, (size_t)(M * K * 2), cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(g->b[i], hb, (size_t)(K * N * 2), cudaMemcpyHostToDevice));
     }
     free(ha);
     free(hb);
-    for (int v = 0; v < 2; v++) ms[v] = time_calls(call_cublas, &g, reps, v == 1);
+}
+
+static void cublas_free(cb_call *g)
+{
     for (int i = 0; i < NSETS; i++) {
-        cudaFree(g.a[i]);
-        cudaFree(g.b[i]);
-        cudaFree(g.c[i]);
+        cudaFree(g->a[i]);
+        cudaFree(g->b[i]);
+        cudaFree(g->c[i]);
     }
 }
 
@@ -297,8 +330,10 @@ int main(int argc, char **argv)
             }
             free(hbuf);
         }
-        double ms[2][2] = {{-1, -1}, {-1, -1}}; /* [alone, back to back][fused, no-fusion] */
-        void *hout[2];
+        /* both plans compiled (and tuned) first, then every sample taken in
+         * turn with cuBLAS's: see time_round_robin */
+        kf_compiled *cc[2] = {NULL, NULL};
+        kf_call kc[2];
         char tile[4096] = "";
         for (int v = 0; v < 2; v++) {
             for (int j = 0; j < NSETS; j++) {
@@ -306,36 +341,42 @@ int main(int argc, char **argv)
                 CK(cudaMemset(dout[v][j], 0xff, obytes)); /* NaN: an element never written shows */
             }
             kf_options o = {.device = KF_DEVICE_CUDA, .no_fusion = v == 1};
-            kf_compiled *c = kf_compile(g, &o);
-            if (!c) {
+            if (!(cc[v] = kf_compile(g, &o))) {
                 printf("%s: kf_compile: %s\n", gc->name, kf_errmsg(ctx));
                 return 2;
             }
-            kf_call kc = {.c = c, .din = din, .dout = dout[v], .nin = nin};
-            for (int w = 0; w < 2; w++) ms[w][v] = time_calls(call_kfuse, &kc, reps, w == 1);
-            if (kf_wait(c) != KF_OK || ms[0][v] < 0 || ms[1][v] < 0) {
-                printf("%s: kf_run_device: %s\n", gc->name, kf_errmsg(ctx));
-                return 2;
-            }
-            if (v == 0) {
-                const char *s = kf_compiled_source(c);
-                size_t n = 0;
-                for (const char *p = s; (p = strstr(p, "/* kfuse-t")) && n < sizeof tile - 100;) {
-                    const char *e = strstr(p, "*/");
-                    if (!e) break;
-                    n += (size_t)snprintf(tile + n, sizeof tile - n, "    %.*s\n", (int)(e - p - 3), p + 3);
-                    p = e;
-                }
-                const char *note = strstr(kf_compiled_explain(c, 0), "\nnote: ");
-                if (note && n < sizeof tile - 100) snprintf(tile + n, sizeof tile - n, "    %s", note + 1);
-            }
+            kc[v] = (kf_call){.c = cc[v], .din = din, .dout = dout[v], .nin = nin};
+        }
+        const char *src = kf_compiled_source(cc[0]);
+        size_t tn = 0;
+        for (const char *p = src; (p = strstr(p, "/* kfuse-t")) && tn < sizeof tile - 100;) {
+            const char *e = strstr(p, "*/");
+            if (!e) break;
+            tn += (size_t)snprintf(tile + tn, sizeof tile - tn, "    %.*s\n", (int)(e - p - 3), p + 3);
+            p = e;
+        }
+        const char *note = strstr(kf_compiled_explain(cc[0], 0), "\nnote: ");
+        if (note && tn < sizeof tile - 100) snprintf(tile + tn, sizeof tile - tn, "    %s", note + 1);
+        cb_call cbc;
+        cublas_setup(&cbc, h, gc->m, gc->n, gc->k);
+        call_fn fs[3] = {call_kfuse, call_kfuse, call_cublas};
+        void *uds[3] = {&kc[0], &kc[1], &cbc};
+        double t3[3][2]; /* [fused, no-fusion, cuBLAS][alone, back to back] */
+        int trc = time_round_robin(3, fs, uds, reps, t3);
+        if (trc || kf_wait(cc[0]) != KF_OK || kf_wait(cc[1]) != KF_OK) {
+            printf("%s: kf_run_device: %s\n", gc->name, kf_errmsg(ctx));
+            return 2;
+        }
+        double ms[2][2], cb[2]; /* ms: [alone, back to back][fused, no-fusion] */
+        for (int w = 0; w < 2; w++) ms[w][0] = t3[0][w], ms[w][1] = t3[1][w], cb[w] = t3[2][w];
+        void *hout[2];
+        for (int v = 0; v < 2; v++) {
             hout[v] = malloc(obytes);
             CK(cudaMemcpy(hout[v], dout[v][0], obytes, cudaMemcpyDeviceToHost));
-            kf_compiled_free(c);
+            kf_compiled_free(cc[v]);
         }
+        cublas_free(&cbc);
         double err = max_rel_err(hout[0], hout[1], odt, onum);
-        double cb[2];
-        time_cublas(h, gc->m, gc->n, gc->k, reps, cb);
         printf("\n%s\n%s", gc->name, tile);
         for (int w = 0; w < 2; w++) {
             static const char *what[] = {"one call alone", "back to back"};

@@ -217,8 +217,9 @@ static int measured_prologues(kf_graph *g, kf_sched_opts *so, const kf_options *
     }
     double tf = -1, tu = -1;
     if (cached < 0) {
-        tf = kf_cuda_plan_time(fused, 10);
-        tu = tf >= 0 ? kf_cuda_plan_time(c->cuda, 10) : -1;
+        kf_cuda_plan *both[2] = {fused, c->cuda};
+        double ms[2];
+        if (!kf_cuda_plans_time(both, 2, 10, ms)) tf = ms[0], tu = ms[1];
         if (tf < 0 || tu < 0) {
             kf_cuda_plan_free(fused);
             kf_sched_free(s2);

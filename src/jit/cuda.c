@@ -397,40 +397,57 @@ static int cmp_float(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Milliseconds of one call of launch(ud): the median of reps event-timed
- * samples after a warm-up; short calls are timed in batches (a sample
- * of about 0.5 ms), so that launch overhead does not hide the differences
- * between candidates.  < 0 on error. */
-static double time_median(kf_ctx *ctx, int (*launch)(void *), void *ud, int reps)
+/* Milliseconds of one call of each of n things (launch(ud[j]) runs thing j
+ * once), in ms[j]: the median of reps event-timed samples after a warm-up.
+ * The samples are taken in rounds, one of each thing a round, so that all
+ * are timed in the same state of the GPU: a large product runs into the
+ * power limit within a fraction of a second, and the clock a sample gets
+ * depends on how busy the GPU was just before it (timed one after the
+ * other, the first candidates would run cooler than the last).  Short calls
+ * are timed in batches (a sample of about 0.5 ms), so that launch overhead
+ * does not hide the differences between candidates.  -1 on error. */
+static int time_medians(kf_ctx *ctx, int n, int (*launch)(void *), void *const *ud, int reps, double *ms)
 {
     CUevent e0, e1;
-    float t[64];
     if (reps > 64) reps = 64;
-    if (cu_check(ctx, cu.EventCreate(&e0, 0), "cuEventCreate")) return -1;
-    if (cu_check(ctx, cu.EventCreate(&e1, 0), "cuEventCreate")) {
-        cu.EventDestroy(e0);
+    float *t = kf_malloc(ctx, sizeof *t * (size_t)(n * reps + 1));
+    int *inner = kf_malloc(ctx, sizeof *inner * (size_t)(n + 1));
+    if (!t || !inner) {
+        kf_free(ctx, t);
+        kf_free(ctx, inner);
         return -1;
     }
-    int bad = launch(ud), inner = 1;
-    for (int i = -1; i < reps && !bad; i++) {
-        bad |= cu_check(ctx, cu.EventRecord(e0, NULL), "cuEventRecord");
-        for (int r = 0; r < inner && !bad; r++) bad |= launch(ud);
-        bad |= cu_check(ctx, cu.EventRecord(e1, NULL), "cuEventRecord");
-        bad |= cu_check(ctx, cu.EventSynchronize(e1), "running kernels being timed");
-        float ms = 0;
-        if (!bad) bad |= cu_check(ctx, cu.EventElapsedTime(&ms, e0, e1), "cuEventElapsedTime");
-        if (i < 0) { /* after the warm-up, one call sizes the batches */
-            inner = ms > 0 && ms < 0.5f ? (int)(0.5f / ms) : 1;
-            if (inner > 50) inner = 50;
-            continue;
-        }
-        t[i] = ms / (float)inner;
+    if (cu_check(ctx, cu.EventCreate(&e0, 0), "cuEventCreate")) return kf_free(ctx, t), kf_free(ctx, inner), -1;
+    if (cu_check(ctx, cu.EventCreate(&e1, 0), "cuEventCreate")) {
+        cu.EventDestroy(e0);
+        return kf_free(ctx, t), kf_free(ctx, inner), -1;
     }
+    int bad = 0;
+    for (int j = 0; j < n && !bad; j++) bad |= launch(ud[j]), inner[j] = 1;
+    for (int i = -1; i < reps && !bad; i++)
+        for (int j = 0; j < n && !bad; j++) {
+            bad |= cu_check(ctx, cu.EventRecord(e0, NULL), "cuEventRecord");
+            for (int r = 0; r < inner[j] && !bad; r++) bad |= launch(ud[j]);
+            bad |= cu_check(ctx, cu.EventRecord(e1, NULL), "cuEventRecord");
+            bad |= cu_check(ctx, cu.EventSynchronize(e1), "running kernels being timed");
+            float x = 0;
+            if (!bad) bad |= cu_check(ctx, cu.EventElapsedTime(&x, e0, e1), "cuEventElapsedTime");
+            if (i < 0) { /* after the warm-up, one call sizes the batches */
+                inner[j] = x > 0 && x < 0.5f ? (int)(0.5f / x) : 1;
+                if (inner[j] > 50) inner[j] = 50;
+                continue;
+            }
+            t[j * reps + i] = x / (float)inner[j];
+        }
     cu.EventDestroy(e0);
     cu.EventDestroy(e1);
-    if (bad) return -1;
-    qsort(t, (size_t)reps, sizeof *t, cmp_float);
-    return t[reps / 2];
+    for (int j = 0; j < n && !bad; j++) {
+        qsort(t + j * reps, (size_t)reps, sizeof *t, cmp_float);
+        ms[j] = t[j * reps + reps / 2];
+    }
+    kf_free(ctx, t);
+    kf_free(ctx, inner);
+    return bad ? -1 : 0;
 }
 
 typedef struct one_launch {
@@ -451,7 +468,9 @@ double kf_cuda_time(kf_ctx *ctx, void *fn, const unsigned grid[3], const unsigne
                     void **args, int reps)
 {
     one_launch l = {ctx, fn, grid, block, smem, args};
-    return time_median(ctx, launch_one, &l, reps);
+    void *ud = &l;
+    double ms = -1;
+    return time_medians(ctx, 1, launch_one, &ud, reps, &ms) ? -1 : ms;
 }
 
 /* ---- a compiled graph on the device ---------------------------------- */
@@ -503,11 +522,12 @@ static int call_args(kf_cuda_plan *p, int i, uint64_t *table, void **args)
     return 0;
 }
 
-/* The plan's own input buffers get a pseudo-random pattern before anything
- * is timed: on zeros the tensor cores draw less power, and the clocks (so
- * the ranking of the candidates) are not those of real data.  Both signs,
- * as real data has: the multipliers toggle more bits and draw more power,
- * and a large product is limited by power. */
+/* The plan's own input buffers, and its scratch (an intermediate that a
+ * template reads, when the template is timed alone), get a pseudo-random
+ * pattern before anything is timed: on zeros the tensor cores draw less
+ * power, and the clocks (so the ranking of the candidates) are not those of
+ * real data.  Both signs, as real data has: the multipliers toggle more bits
+ * and draw more power, and a large product is limited by power. */
 static int fill_inputs(kf_cuda_plan *p)
 {
     if (p->filled) return 0;
@@ -515,9 +535,12 @@ static int fill_inputs(kf_cuda_plan *p)
     kf_cuda_prog *g = &p->prog;
     enum { CH = 1 << 20 };
     uint32_t *pat = NULL;
-    for (int i = 0; i < g->prog.nslots; i++) {
-        kf_slot *sl = &g->prog.slots[i];
-        if (sl->kind != KF_SLOT_INPUT || slot_bytes(sl) <= 0) continue;
+    for (int i = 0; i <= g->prog.nslots; i++) {
+        /* the slots, then (i == nslots) the whole scratch allocation */
+        kf_slot *sl = i < g->prog.nslots ? &g->prog.slots[i] : NULL;
+        const int64_t bytes = sl ? slot_bytes(sl) : g->prog.scratch_bytes;
+        const uint64_t dst = sl ? p->own[i] : p->scratch;
+        if ((sl && sl->kind != KF_SLOT_INPUT) || bytes <= 0 || !dst) continue;
         if (!pat) {
             if (!(pat = kf_malloc(p->ctx, CH))) return -1;
             uint32_t x = 0x9e3779b9u;
@@ -528,9 +551,9 @@ static int fill_inputs(kf_cuda_plan *p)
                 pat[j] = x & 0xbbffbbffu;
             }
         }
-        for (int64_t off = 0; off < slot_bytes(sl); off += CH) {
-            int64_t n = slot_bytes(sl) - off < CH ? slot_bytes(sl) - off : CH;
-            if (kf_cuda_h2d(p->ctx, p->own[i] + (uint64_t)off, pat, (size_t)n)) {
+        for (int64_t off = 0; off < bytes; off += CH) {
+            int64_t n = bytes - off < CH ? bytes - off : CH;
+            if (kf_cuda_h2d(p->ctx, dst + (uint64_t)off, pat, (size_t)n)) {
                 kf_free(p->ctx, pat);
                 return -1;
             }
@@ -568,20 +591,33 @@ static int tune(kf_cuda_plan *p, kf_buf *note)
     for (int i = 0; i < g->nlaunch; i++) {
         if (!g->launch[i].tuned || !p->fn[i]) continue;
         if (fill_inputs(p)) return -1;
-        int kid = g->launch[i].kernel, best = -1;
-        double bt = 0;
-        kf_buf_printf(note, "/* kfuse-tuned: kernel %d:", kid);
-        for (int j = i; j < g->nlaunch && g->launch[j].kernel == kid; j++) {
-            kf_cuda_call *l = &g->launch[j];
-            void *args[3];
-            if (call_args(p, j, p->table, args)) return -1;
-            double ms = kf_cuda_time(p->ctx, p->fn[j], l->grid, l->block, l->smem, args, 10);
-            if (ms < 0) return -1;
-            char cn[64];
-            kf_mm_cfg_name(l->variant, cn, sizeof cn);
-            kf_buf_printf(note, " [%s] %.4f ms;", cn, ms);
-            if (best < 0 || ms < bt) best = j, bt = ms;
+        int kid = g->launch[i].kernel, best = -1, n = 0;
+        while (i + n < g->nlaunch && g->launch[i + n].kernel == kid) n++;
+        /* the candidates, timed in rounds (time_medians) */
+        one_launch *ol = kf_malloc(p->ctx, sizeof *ol * (size_t)n);
+        void **args = kf_malloc(p->ctx, sizeof *args * (size_t)(3 * n));
+        void **uds = kf_malloc(p->ctx, sizeof *uds * (size_t)n);
+        double *ms = kf_malloc(p->ctx, sizeof *ms * (size_t)n);
+        int bad = !ol || !args || !uds || !ms;
+        for (int j = 0; j < n && !bad; j++) {
+            kf_cuda_call *l = &g->launch[i + j];
+            bad = call_args(p, i + j, p->table, args + 3 * j);
+            ol[j] = (one_launch){p->ctx, p->fn[i + j], l->grid, l->block, l->smem, args + 3 * j};
+            uds[j] = &ol[j];
         }
+        bad = bad || time_medians(p->ctx, n, launch_one, uds, 10, ms);
+        kf_buf_printf(note, "/* kfuse-tuned: kernel %d:", kid);
+        for (int j = 0; j < n && !bad; j++) {
+            char cn[64];
+            kf_mm_cfg_name(g->launch[i + j].variant, cn, sizeof cn);
+            kf_buf_printf(note, " [%s] %.4f ms;", cn, ms[j]);
+            if (best < 0 || ms[j] < ms[best - i]) best = i + j;
+        }
+        kf_free(p->ctx, ol);
+        kf_free(p->ctx, args);
+        kf_free(p->ctx, uds);
+        kf_free(p->ctx, ms);
+        if (bad) return -1;
         char cn[64];
         kf_mm_cfg_name(g->launch[best].variant, cn, sizeof cn);
         kf_buf_printf(note, " chose %s */\n", cn);
@@ -776,11 +812,13 @@ static int launch_plan(void *ud)
     return launch_all(p, p->table) != KF_OK;
 }
 
-double kf_cuda_plan_time(kf_cuda_plan *p, int reps)
+int kf_cuda_plans_time(kf_cuda_plan *const *p, int n, int reps, double *ms)
 {
-    if (p->compile_only) return not_loaded(p), -1;
-    if (fill_inputs(p)) return -1;
-    return time_median(p->ctx, launch_plan, p, reps);
+    for (int j = 0; j < n; j++) {
+        if (p[j]->compile_only) return not_loaded(p[j]), -1;
+        if (fill_inputs(p[j])) return -1;
+    }
+    return n > 0 ? time_medians(p[0]->ctx, n, launch_plan, (void *const *)p, reps, ms) : 0;
 }
 
 const char *kf_cuda_plan_key(const kf_cuda_plan *p, int kernel)

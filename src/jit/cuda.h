@@ -75,9 +75,10 @@ kf_status kf_cuda_plan_run(kf_cuda_plan *p, const void *const *in, void *const *
 /* Device buffers (NULL arrays: the plan's own); queued, not waited for. */
 kf_status kf_cuda_plan_run_device(kf_cuda_plan *p, void *const *din, void *const *dout);
 kf_status kf_cuda_plan_wait(kf_cuda_plan *p);
-/* Milliseconds one run of the whole plan takes on its own buffers (median of
- * reps, after a warm-up); < 0 with an error. */
-double kf_cuda_plan_time(kf_cuda_plan *p, int reps);
+/* Milliseconds one run of each of n whole plans takes on its own buffers,
+ * in ms[j]: medians of reps, after a warm-up, the plans sampled in turn (so
+ * that each sees the GPU in the same state); -1 with an error. */
+int kf_cuda_plans_time(kf_cuda_plan *const *p, int n, int reps, double *ms);
 /* The tuning key of schedule kernel `kernel` (a tuned mm template), else
  * NULL: shape, dtype, fused code and architecture. */
 const char *kf_cuda_plan_key(const kf_cuda_plan *p, int kernel);
