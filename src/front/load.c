@@ -67,3 +67,13 @@ kf_graph *kf_load_file(kf_ctx *ctx, const char *path, int nbinds, const char *co
     kf_free(ctx, text);
     return g;
 }
+
+/* a tensor read by kf_tensor_read_pb (front/onnx.c) */
+void kf_tensor_free(kf_ctx *ctx, kf_tensor *t)
+{
+    if (!t) return;
+    kf_free(ctx, t->data);
+    kf_free(ctx, t->name);
+    t->data = NULL;
+    t->name = NULL;
+}

@@ -357,15 +357,6 @@ kf_status kf_tensor_read_pb(kf_ctx *ctx, const char *path, kf_tensor *out)
     return KF_OK;
 }
 
-void kf_tensor_free(kf_ctx *ctx, kf_tensor *t)
-{
-    if (!t) return;
-    kf_free(ctx, t->data);
-    kf_free(ctx, t->name);
-    t->data = NULL;
-    t->name = NULL;
-}
-
 /* ---- errors -------------------------------------------------------------- */
 
 static const char *node_label(const Onnx__NodeProto *n, int idx, char *buf, size_t sz)

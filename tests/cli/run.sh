@@ -1,9 +1,12 @@
 #!/bin/sh
-# run.sh KFUSE_BIN - run, explain, emit and bench on a small graph: the output
-# line format, seeded inputs, --check, --data (TensorProto files written here
-# byte by byte) with a match and a mismatch, and the exit statuses.
+# run.sh KFUSE_BIN [noonnx] - run, explain, emit and bench on a small graph:
+# the output line format, seeded inputs, --check, --data (TensorProto files
+# written here byte by byte) with a match and a mismatch, and the exit
+# statuses.  noonnx: kfuse was built without the ONNX front end, so --data
+# must fail with exit 2, saying so.
 set -u
-KFUSE=${1:?usage: run.sh KFUSE_BIN}
+KFUSE=${1:?usage: run.sh KFUSE_BIN [noonnx]}
+ONNX=${2:-onnx}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/kfuse-run.XXXXXX") || exit 2
 trap 'rm -rf "$TMP"' EXIT
 pass=0
@@ -43,6 +46,11 @@ printf '\010\003\020\001\112\014\000\000\200\077\000\000\000\300\000\000\100\100
 cp "$TMP/good/input_0.pb" "$TMP/bad/input_0.pb"
 printf '\010\003\020\001\112\014\000\000\200\077\000\000\000\000\000\000\100\100' >"$TMP/good/output_0.pb"
 printf '\010\003\020\001\112\014\000\000\200\077\000\000\000\077\000\000\100\100' >"$TMP/bad/output_0.pb"
+if [ "$ONNX" = noonnx ]; then
+    k "run --data without the ONNX front end" 2 run "$TMP/r.kf" --data "$TMP/good" &&
+        { [ ! -s "$TMP/out" ] && grep -qF "input_0.pb: error: this kfuse was built without the ONNX front end" "$TMP/err" &&
+          ok "run --data: no ONNX front end, exit 2" || bad "run --data: no ONNX front end"; }
+else
 k "run --data good" 0 run "$TMP/r.kf" --data "$TMP/good" &&
     { has '^y f32\[3\] sum=4 min=0 max=3 first=\[1 0 3\]$' && has '^data: y ok' && ok "run --data: a match" || bad "run --data: a match"; }
 k "run --data bad" 1 run "$TMP/r.kf" --data "$TMP/bad" &&
@@ -50,6 +58,7 @@ k "run --data bad" 1 run "$TMP/r.kf" --data "$TMP/bad" &&
 printf 'input a : f32[4]\ny = relu(a)\noutput y\n' >"$TMP/r4.kf"
 k "run --data, wrong shape" 2 run "$TMP/r4.kf" --data "$TMP/good" &&
     { [ ! -s "$TMP/out" ] && grep -qF "input_0.pb: error: input 'a' is f32[4]" "$TMP/err" && ok "run --data: a wrong input shape exits 2" || bad "run --data: wrong input shape"; }
+fi
 
 k "explain" 0 explain "$TMP/g.kf" && { [ -s "$TMP/out" ] && ok "explain" || bad "explain: no output"; }
 k "explain --json" 0 explain "$TMP/g.kf" --json && { has '"kernels"' && ok "explain --json" || bad "explain --json: no kernels"; }
