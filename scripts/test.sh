@@ -1,6 +1,7 @@
 #!/bin/sh
-# Runs every test: a release build and an ASan+UBSan build, each with
-# -Werror, each through ctest.  Prints a closing "tests: N passed, N failed".
+# Runs every test: a release build, an ASan+UBSan build and a release build
+# without the ONNX front end (KFUSE_ONNX=OFF), each with -Werror, each through
+# ctest.  Prints a closing "tests: N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
 sh scripts/deps.sh || exit 1
@@ -22,5 +23,6 @@ run_suite() {
 }
 run_suite build-release -DCMAKE_BUILD_TYPE=Release
 ASAN_OPTIONS=detect_leaks=1 run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DKFUSE_SANITIZE=ON
+run_suite build-noonnx -DCMAKE_BUILD_TYPE=Release -DKFUSE_ONNX=OFF
 echo "tests: $pass passed, $fail failed"
 [ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
