@@ -410,9 +410,10 @@ int main(int argc, char **argv)
      * would not pick them): wgmma, and the warp-specialised one with TMA
      * operands, operands computed by one or two producer warpgroups,
      * batched maps, the staged epilogue, two blocks a multiprocessor,
-     * ping-pong, blocks in pairs and streaming (TMA operands only: the others fall back) and the raw
-     * staging of prologues' sources; assembled to sm_90a cubins, since ptxas is what
-     * checks their register budget */
+     * ping-pong, blocks in pairs, streaming and the epilogue through
+     * shared memory (TMA operands only: the others fall back) and the raw
+     * staging of prologues' sources; assembled to sm_90a cubins, since
+     * ptxas is what checks their register budget */
     static const struct {
         const char *cfg, *name, *want;
         kf_dtype dt;
@@ -428,6 +429,8 @@ int main(int argc, char **argv)
                {"22", "mm_pair", "wgmma-ws s4 c2", KF_BF16},
                {"23", "mm_stream", "64x256x64 wgmma-stream s8", KF_F16}, /* streaming: B resident */
                {"23", "mm_stream", "wgmma-stream s8", KF_BF16},
+               {"24", "mm_epi_smem", "wgmma-ws-se s4", KF_F16}, /* the epilogue through shared memory */
+               {"24", "mm_epi_smem", "#define KF_MM_STORE8R(", KF_BF16},
                {"21", "mm_few_rows", "64x32x64 w32x32 s6", KF_F16}}; /* the few-rows tile (mma.sync) */
     int mode = compile_mode;
     compile_mode = 2;

@@ -466,6 +466,16 @@ template <class T> KF_INLINE void kf_raw_h2(const uint32_t *u, uint32_t *h)
 }
 /* barrier 2 among the 128 producer threads only */
 KF_INLINE void kf_bar_producers() { asm volatile("bar.sync 2, 128;\n" ::: "memory"); }
+/* four 8 x 8 matrices of 16-bit values to shared memory: r[i] is this
+ * lane's pair of matrix i (row lane / 4, columns 2 (lane % 4) and + 1, the
+ * accumulator fragments' layout); lane l gives the address of row l % 8 of
+ * matrix l / 8 (16 bytes) */
+KF_INLINE void kf_stmatrix_x4(uint32_t addr, const uint32_t *r)
+{
+    asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(r[0]), "r"(r[1]),
+                 "r"(r[2]), "r"(r[3])
+                 : "memory");
+}
 /* barrier 1 among the consumer warpgroups only */
 template <int NTH> KF_INLINE void kf_bar_consumers() { asm volatile("bar.sync 1, %0;\n" ::"n"(NTH) : "memory"); }
 template <int R> KF_INLINE void kf_setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(R)); }
@@ -588,6 +598,73 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _stg_epi)(const kf_bufs &B, int64_t b, uint32
 #endif
 #if KF_MM_WGMMA == 4 && !(KF_MM_BN == 128 && defined(KF_MM_A_TMA) && defined(KF_MM_B_TMA))
 #error "ping-pong: 128 x 128 accumulators a consumer, TMA producers"
+#endif
+#if KF_MM_WGMMA == 6 && !(defined(KF_MM_A_TMA) && defined(KF_MM_B_TMA))
+#error "the epilogue through shared memory: TMA producers"
+#endif
+#if KF_MM_WGMMA == 6 && KF_MM_EPI8
+/* The epilogue through shared memory (KF_MM_WGMMA 6, the warp-specialised
+ * kernel otherwise): each consumer warp rounds its 16 x BN accumulators to
+ * the product's dtype and puts them, 64 columns at a time, into a 2 KB
+ * slice of its own (16 rows of 128 bytes, 16-byte chunks XOR-swizzled by
+ * row) with stmatrix, which takes the accumulators' layout as it is; then
+ * each lane reads 8 consecutive columns of rows r and r + 8 and runs the
+ * epilogue on them from values already rounded (KF_MM_STORE8R / 16R),
+ * where the 8-wide epilogue otherwise transposes the values through
+ * shuffles and selects (four instructions an element) and rounds them.  A
+ * warp's stores then cover 4 rows x 64 columns. */
+template <int BN>
+KF_INLINE void KF_MM_CAT(KF_MM_FN, _wg_epi_smem)(const kf_bufs &B, int64_t b, const float *d, int64_t m0, int64_t n0,
+                                                 int lane, uint32_t stg)
+{
+    const int64_t M = KF_MM_M, N = KF_MM_N;
+    const int64_t rw = m0 + ((threadIdx.x >> 5) & 3) * 16; /* this warp's first row */
+    const int c = lane & 7, r0 = lane >> 3;
+#pragma unroll
+    for (int k = 0; k < BN / 64; k++) {
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            /* matrices i = 0..3: column group j = 8k + 2q + i / 2, row half i % 2 */
+            uint32_t r[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int j = 8 * k + 2 * q + (i >> 1), h = i & 1;
+                r[i] = kf_pack2<KF_MM_BF16>(d[j * 4 + h * 2], d[j * 4 + h * 2 + 1]);
+            }
+            const int i = lane >> 3, jj = 2 * q + (i >> 1), row = 8 * (i & 1) + (lane & 7);
+            kf_stmatrix_x4(stg + row * 128 + ((jj ^ (row & 7)) << 4), r);
+        }
+        __syncwarp();
+#pragma unroll
+        for (int p = 0; p < 2; p++) {
+            const int ra = r0 + 4 * p, rb = ra + 8;
+            float w[16];
+            kf_ld_shared16_t<KF_MM_BF16>(stg + ra * 128 + ((c ^ (ra & 7)) << 4), w);
+            kf_ld_shared16_t<KF_MM_BF16>(stg + rb * 128 + ((c ^ (rb & 7)) << 4), w + 8);
+            const int64_t n = n0 + 64 * k + 8 * c, ma = rw + ra, mb = rw + rb;
+#ifdef KF_MM_STORE16R
+            if (mb < M && n + 8 <= N) {
+                KF_MM_STORE16R(B, b, ma, mb, n, w);
+                continue;
+            }
+#endif
+#pragma unroll
+            for (int t = 0; t < 2; t++) {
+                const int64_t m = t ? mb : ma;
+                const float *v = w + 8 * t;
+                if (m < M && n + 8 <= N) {
+                    KF_MM_STORE8R(B, b, m, n, v);
+                } else if (m < M) {
+                    /* the ragged edge: the scalar epilogue rounds again, which changes nothing */
+#pragma unroll
+                    for (int e = 0; e < 8; e++)
+                        if (n + e < N) KF_MM_STORE(B, b, m, n + e, v[e]);
+                }
+            }
+        }
+        __syncwarp(); /* every lane's reads done before the next columns land */
+    }
+}
 #endif
 #if KF_MM_WGMMA == 5 && !(KF_MM_BM == 64 && defined(KF_MM_A_TMA) && defined(KF_MM_B_TMA) && KF_MM_BATCH == 1)
 #error "streaming: 64-row tiles, TMA producers, one batch"
@@ -1106,6 +1183,10 @@ extern "C" __global__ void KF_MM_CLUSTER __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
         KF_MM_CAT(KF_MM_FN, _stg_put)<BN>(stg, d, cw * 64 + ((threadIdx.x >> 5) & 3) * 16, lane);
         kf_bar_consumers<NC * 128>(); /* this tile staged */
         pb = b, pm = m0, pn = n0, done = 0;
+#elif KF_MM_WGMMA == 6 && KF_MM_EPI8
+        /* each consumer warp's 2 KB slice after the stages */
+        KF_MM_CAT(KF_MM_FN, _wg_epi_smem)<BN>(B, b, d, m0 + cw * 64, n0, lane,
+                                              sbase + S * STAGE_BYTES + (uint32_t)(threadIdx.x / 32 - KF_MM_NPRO * 4) * 2048);
 #else
 #pragma unroll
         for (int h = 0; h < MH; h++)

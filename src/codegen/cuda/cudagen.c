@@ -32,6 +32,7 @@ extern const char kf_tmpl_mm_cu[];
 
 #define NT 256 /* threads of pointwise and reduction blocks */
 #define SMALL_CFG 21 /* the few-rows configuration: chosen by pick_cfg, never tuned */
+#define EPI_SMEM_CFG 24 /* not tuned until it has run on a GPU: KFUSE_CUDA_MM_CFG=24 only */
 
 const kf_mm_cfg kf_mm_cfgs[] = {
     {128, 256, 32, 64, 64, 3, 0, 1, 0}, /* 0: large problems */
@@ -58,13 +59,14 @@ const kf_mm_cfg kf_mm_cfgs[] = {
     {64, 32, 64, 32, 32, 6, 0, 1, 0},  /* 21: few rows (heuristic only): narrow tiles, more blocks */
     {128, 256, 64, 64, 256, 4, 2, 1, 2}, /* 22: warp-specialised, blocks in pairs sharing B by multicast */
     {64, 256, 64, 64, 256, 8, 5, 1, 0}, /* 23: streaming: B resident, 64-row tiles of A taken in turn */
+    {128, 256, 64, 64, 256, 4, 6, 1, 0}, /* 24: warp-specialised, the epilogue through shared memory (forced only) */
 };
 const int kf_mm_ncfgs = (int)(sizeof kf_mm_cfgs / sizeof *kf_mm_cfgs);
 
 void kf_mm_cfg_name(int i, char *buf, size_t sz)
 {
     const kf_mm_cfg *f = &kf_mm_cfgs[i];
-    static const char *kind[] = {"", "wgmma", "wgmma-ws", "wgmma-ws-stg", "wgmma-pp", "wgmma-stream"};
+    static const char *kind[] = {"", "wgmma", "wgmma-ws", "wgmma-ws-stg", "wgmma-pp", "wgmma-stream", "wgmma-ws-se"};
     if (f->wgmma)
         snprintf(buf, sz, "%dx%dx%d %s s%d%s%s", f->bm, f->bn, f->bk, kind[f->wgmma], f->stages, f->ctas > 1 ? " x2" : "",
                  f->pair > 1 ? " c2" : "");
@@ -77,7 +79,10 @@ static unsigned cfg_smem(const kf_mm_cfg *f, bool direct_epi)
     if (f->wgmma == 5) return (unsigned)(f->stages * f->bm * 64 * 2 + 256 * f->bn * 2) + 1024;
     unsigned pipe = (unsigned)(f->stages * (f->bm * f->bk + f->bk * f->bn) * 2);
     /* stages aligned to 1024 bytes (the swizzle); then the staged tile */
-    if (f->wgmma) return pipe + 1024 + (f->wgmma == 3 ? (unsigned)(f->bm * f->bn * 2) : 0);
+    /* the staged tile (3), or each consumer warp's 2 KB slice (6) */
+    if (f->wgmma == 3) return pipe + 1024 + (unsigned)(f->bm * f->bn * 2);
+    if (f->wgmma == 6) return pipe + 1024 + (unsigned)(f->bm / 16 * 2048);
+    if (f->wgmma) return pipe + 1024;
     unsigned epi = direct_epi ? 0 : (unsigned)(f->bm * (f->bn + 4) * 4);
     return pipe > epi ? pipe : epi;
 }
@@ -506,8 +511,10 @@ static bool reads_rows(kf_cg *c, const kf_node *n, int depth)
 }
 
 /* kf_k<id>_epilogue8 (rows 1) or _epilogue16 (rows 2: rows m and m1) for
- * the stored outputs st: see gen_epilogue8. */
-static void epilogue_rows(cuda_gen *G, kf_buf *fused, kf_node *const *st, int nst, int rows)
+ * the stored outputs st: see gen_epilogue8.  pre: the accumulators come
+ * already rounded to the product's dtype (kf_k<id>_epilogue8r / 16r: the
+ * rounding is not done again). */
+static void epilogue_rows(cuda_gen *G, kf_buf *fused, kf_node *const *st, int nst, int rows, bool pre)
 {
     kf_cg *c = &G->c;
     kf_node *mm = c->k->anchor;
@@ -524,7 +531,8 @@ static void epilogue_rows(cuda_gen *G, kf_buf *fused, kf_node *const *st, int ns
         for (int i = 0; i < c->k->nroots; i++) preload(c, c->k->roots[i], &ix[q], 0);
     for (int q = 0; q < 8 * rows; q++) {
         const char *av = kf_cg_tmp(c);
-        kf_emit(c->body, "const float %s = %s(acc[%d]);", av, mm->dtype == KF_F16 ? "kf_round_h" : "kf_round_bf", q);
+        if (pre) kf_emit(c->body, "const float %s = acc[%d];", av, q);
+        else kf_emit(c->body, "const float %s = %s(acc[%d]);", av, mm->dtype == KF_F16 ? "kf_round_h" : "kf_round_bf", q);
         kf_cg_memo_put(c, mm, &ix[q], av);
         int s = 0;
         if (c->s->stored[mm->id]) v[s++][q] = av;
@@ -543,9 +551,9 @@ static void epilogue_rows(cuda_gen *G, kf_buf *fused, kf_node *const *st, int ns
         for (int r = 0; r < rows; r++) store8(c, st[s], v[s] + 8 * r, &ix[8 * r]);
     }
     kf_cg_end_fn(c, fused, &body,
-                 kf_cg_fmt(c, "KF_INLINE void kf_k%d_epilogue%d(const kf_bufs &B, kf_ix b, int64_t m, %sint64_t n, "
+                 kf_cg_fmt(c, "KF_INLINE void kf_k%d_epilogue%d%s(const kf_bufs &B, kf_ix b, int64_t m, %sint64_t n, "
                               "const float *acc)",
-                           c->k->id, 8 * rows, rows > 1 ? "int64_t m1, " : ""));
+                           c->k->id, 8 * rows, pre ? "r" : "", rows > 1 ? "int64_t m1, " : ""));
 }
 
 /* The 8-wide epilogue of a tensor-core template (f32 accumulators):
@@ -581,7 +589,8 @@ static int gen_epilogue8(cuda_gen *G, kf_buf *fused, int64_t N)
      * (the skinny silu graph's two-blocks kernel 0.0340 ms against 0.0272) */
     bool rows2 = false;
     for (int i = 0; i < c->k->nroots; i++) rows2 = rows2 || reads_rows(c, c->k->roots[i], 0);
-    for (int rows = 1; rows <= (rows2 ? 2 : 1); rows++) epilogue_rows(G, fused, st, nst, rows);
+    for (int pre = 0; pre < 2; pre++)
+        for (int rows = 1; rows <= (rows2 ? 2 : 1); rows++) epilogue_rows(G, fused, st, nst, rows, pre);
     return c->ctx->status != KF_OK ? 0 : rows2 ? 2 : 1;
 }
 
@@ -633,9 +642,12 @@ static void gen_template(cuda_gen *G, kf_buf *out)
     int epi8 = tc ? gen_epilogue8(G, &fused, N) : 0; /* 2: also the two-row epilogue */
     kf_buf_printf(&fused, "#define KF_MM_TC %d\n#define KF_MM_BF16 %d\n#define KF_MM_T %s\n", tc, mm->dtype == KF_BF16, T);
     kf_buf_printf(&fused, "#define KF_MM_EPI8 %d\n", epi8 > 0);
-    if (epi8) kf_buf_printf(&fused, "#define KF_MM_STORE8(B, b, m, n, v) kf_k%d_epilogue8(B, b, m, n, v)\n", id);
+    if (epi8)
+        kf_buf_printf(&fused, "#define KF_MM_STORE8(B, b, m, n, v) kf_k%d_epilogue8(B, b, m, n, v)\n"
+                              "#define KF_MM_STORE8R(B, b, m, n, v) kf_k%d_epilogue8r(B, b, m, n, v)\n", id, id);
     if (epi8 == 2)
-        kf_buf_printf(&fused, "#define KF_MM_STORE16(B, b, m, m1, n, v) kf_k%d_epilogue16(B, b, m, m1, n, v)\n", id);
+        kf_buf_printf(&fused, "#define KF_MM_STORE16(B, b, m, m1, n, v) kf_k%d_epilogue16(B, b, m, m1, n, v)\n"
+                              "#define KF_MM_STORE16R(B, b, m, m1, n, v) kf_k%d_epilogue16r(B, b, m, m1, n, v)\n", id, id);
     /* the epilogue straight from the accumulator fragments (measured faster
      * on the H100: gelu+res 0.44 ms against 0.57 through shared memory);
      * KFUSE_CUDA_MM_EPI=smem stages the tile for coalesced stores instead */
@@ -676,7 +688,7 @@ static void gen_template(cuda_gen *G, kf_buf *out)
     kf_free(c->ctx, fs);
     for (int v = first; v <= last; v++) {
         if (tc && kf_mm_cfgs[v].wgmma && !wg_ok(G, &kf_mm_cfgs[v], pa, pb)) continue;
-        if (first != last && v == SMALL_CFG) continue; /* products worth tuning have rows enough */
+        if (first != last && (v == SMALL_CFG || v == EPI_SMEM_CFG)) continue; /* products worth tuning have rows enough */
         const char *name = pick < 0 ? kf_cg_fmt(c, "kf_k%d_c%d", id, v) : kf_cg_fmt(c, "kf_k%d", id);
         kf_buf_printf(out, "#define KF_MM_FN %s\n", name);
         kf_cuda_call *l;
@@ -720,7 +732,7 @@ static void gen_template(cuda_gen *G, kf_buf *out)
     }
     kf_buf_puts(out, "#undef KF_MM_TC\n#undef KF_MM_BF16\n#undef KF_MM_T\n#undef KF_MM_BATCH\n#undef KF_MM_M\n"
                      "#undef KF_MM_N\n#undef KF_MM_K\n#undef KF_MM_DIRECT_EPI\n#undef KF_MM_LOAD_A\n#undef KF_MM_LOAD_B\n#undef KF_MM_STORE\n"
-                     "#undef KF_MM_EPI8\n#undef KF_MM_STORE8\n#undef KF_MM_STORE16\n");
+                     "#undef KF_MM_EPI8\n#undef KF_MM_STORE8\n#undef KF_MM_STORE16\n#undef KF_MM_STORE8R\n#undef KF_MM_STORE16R\n");
     for (int op = 0; op < 2; op++)
         if (raw[op])
             kf_buf_printf(out, "#undef KF_MM_%c_RAW_T\n#undef KF_MM_LOAD_%c_RAW\n%s", op ? 'B' : 'A', op ? 'B' : 'A',

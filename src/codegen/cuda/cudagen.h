@@ -51,7 +51,11 @@ typedef struct kf_mm_cfg {
                   warp-specialised, persistent form (TMA loads); 3: that, with
                   the epilogue staged in shared memory and run under the next
                   tile's products; 4: ping-pong, the two consumer warpgroups
-                  taking whole tiles in turn (TMA operands only) */
+                  taking whole tiles in turn (TMA operands only); 5:
+                  streaming, B resident in shared memory, 64-row tiles of A
+                  taken in turn by two consumers (TMA operands, one batch,
+                  N <= 256, K <= 256); 6: 2's kernel with the epilogue
+                  through shared memory (stmatrix; TMA operands) */
     int ctas;  /* with wgmma 2: blocks per multiprocessor (else 1); two
                   interleave one's epilogue with the other's products */
     int pair;  /* with wgmma 2: 2 puts blocks in clusters of two that share
