@@ -257,12 +257,16 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _chunk)(const kf_bufs &B, int64_t b, int64_t 
 #if KF_MM_TC && KF_MM_EPI8
 #undef KF_MM_PUT_ROWS
 /* Row m, columns n .. n + 7 of the 8-wide epilogue, w already transposed:
- * one STORE8, or element by element at the ragged edges. */
+ * one STORE8 (STORE8R: R, the values already rounded to the product's
+ * dtype), or element by element at the ragged edges (where the scalar
+ * epilogue's rounding of rounded values changes nothing). */
+template <bool R>
 KF_INLINE void KF_MM_CAT(KF_MM_FN, _st8)(const kf_bufs &B, int64_t b, const float *w, int64_t m, int64_t n)
 {
     const int64_t M = KF_MM_M, N = KF_MM_N;
     if (m < M && n + 8 <= N) {
-        KF_MM_STORE8(B, b, m, n, w);
+        if (R) KF_MM_STORE8R(B, b, m, n, w);
+        else KF_MM_STORE8(B, b, m, n, w);
     } else if (m < M) {
 #pragma unroll
         for (int e = 0; e < 8; e++)
@@ -276,7 +280,7 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _put8)(const kf_bufs &B, int64_t b, const flo
 {
     float w[8];
     kf_quad_t8(x, w, lane);
-    KF_MM_CAT(KF_MM_FN, _st8)(B, b, w, m, n);
+    KF_MM_CAT(KF_MM_FN, _st8)<false>(B, b, w, m, n);
 }
 #ifdef KF_MM_STORE16
 /* Two quad groups of the 8-wide epilogue, rows m and m + 8, columns n ..
@@ -293,8 +297,8 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _put16)(const kf_bufs &B, int64_t b, const fl
     if (m + 8 < KF_MM_M && n + 8 <= KF_MM_N) {
         KF_MM_STORE16(B, b, m, m + 8, n, w);
     } else {
-        KF_MM_CAT(KF_MM_FN, _st8)(B, b, w, m, n);
-        KF_MM_CAT(KF_MM_FN, _st8)(B, b, w + 8, m + 8, n);
+        KF_MM_CAT(KF_MM_FN, _st8)<false>(B, b, w, m, n);
+        KF_MM_CAT(KF_MM_FN, _st8)<false>(B, b, w + 8, m + 8, n);
     }
 }
 /* x0, x1: rows m and m + 8 */
@@ -617,7 +621,6 @@ template <int BN>
 KF_INLINE void KF_MM_CAT(KF_MM_FN, _wg_epi_smem)(const kf_bufs &B, int64_t b, const float *d, int64_t m0, int64_t n0,
                                                  int lane, uint32_t stg)
 {
-    const int64_t M = KF_MM_M, N = KF_MM_N;
     const int64_t rw = m0 + ((threadIdx.x >> 5) & 3) * 16; /* this warp's first row */
     const int c = lane & 7, r0 = lane >> 3;
 #pragma unroll
@@ -643,24 +646,13 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _wg_epi_smem)(const kf_bufs &B, int64_t b, co
             kf_ld_shared16_t<KF_MM_BF16>(stg + rb * 128 + ((c ^ (rb & 7)) << 4), w + 8);
             const int64_t n = n0 + 64 * k + 8 * c, ma = rw + ra, mb = rw + rb;
 #ifdef KF_MM_STORE16R
-            if (mb < M && n + 8 <= N) {
+            if (mb < KF_MM_M && n + 8 <= KF_MM_N) {
                 KF_MM_STORE16R(B, b, ma, mb, n, w);
                 continue;
             }
 #endif
-#pragma unroll
-            for (int t = 0; t < 2; t++) {
-                const int64_t m = t ? mb : ma;
-                const float *v = w + 8 * t;
-                if (m < M && n + 8 <= N) {
-                    KF_MM_STORE8R(B, b, m, n, v);
-                } else if (m < M) {
-                    /* the ragged edge: the scalar epilogue rounds again, which changes nothing */
-#pragma unroll
-                    for (int e = 0; e < 8; e++)
-                        if (n + e < N) KF_MM_STORE(B, b, m, n + e, v[e]);
-                }
-            }
+            KF_MM_CAT(KF_MM_FN, _st8)<true>(B, b, w, ma, n);
+            KF_MM_CAT(KF_MM_FN, _st8)<true>(B, b, w + 8, mb, n);
         }
         __syncwarp(); /* every lane's reads done before the next columns land */
     }
