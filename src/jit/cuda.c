@@ -408,21 +408,12 @@ static int cmp_float(const void *a, const void *b)
  * does not hide the differences between candidates.  -1 on error. */
 static int time_medians(kf_ctx *ctx, int n, int (*launch)(void *), void *const *ud, int reps, double *ms)
 {
-    CUevent e0, e1;
+    CUevent e0 = NULL, e1 = NULL;
     if (reps > 64) reps = 64;
     float *t = kf_malloc(ctx, sizeof *t * (size_t)(n * reps + 1));
     int *inner = kf_malloc(ctx, sizeof *inner * (size_t)(n + 1));
-    if (!t || !inner) {
-        kf_free(ctx, t);
-        kf_free(ctx, inner);
-        return -1;
-    }
-    if (cu_check(ctx, cu.EventCreate(&e0, 0), "cuEventCreate")) return kf_free(ctx, t), kf_free(ctx, inner), -1;
-    if (cu_check(ctx, cu.EventCreate(&e1, 0), "cuEventCreate")) {
-        cu.EventDestroy(e0);
-        return kf_free(ctx, t), kf_free(ctx, inner), -1;
-    }
-    int bad = 0;
+    int bad = !t || !inner || cu_check(ctx, cu.EventCreate(&e0, 0), "cuEventCreate") ||
+              cu_check(ctx, cu.EventCreate(&e1, 0), "cuEventCreate");
     for (int j = 0; j < n && !bad; j++) bad |= launch(ud[j]), inner[j] = 1;
     for (int i = -1; i < reps && !bad; i++)
         for (int j = 0; j < n && !bad; j++) {
@@ -439,8 +430,8 @@ static int time_medians(kf_ctx *ctx, int n, int (*launch)(void *), void *const *
             }
             t[j * reps + i] = x / (float)inner[j];
         }
-    cu.EventDestroy(e0);
-    cu.EventDestroy(e1);
+    if (e0) cu.EventDestroy(e0);
+    if (e1) cu.EventDestroy(e1);
     for (int j = 0; j < n && !bad; j++) {
         qsort(t + j * reps, (size_t)reps, sizeof *t, cmp_float);
         ms[j] = t[j * reps + reps / 2];
@@ -462,15 +453,6 @@ static int launch_one(void *ud)
 {
     one_launch *l = ud;
     return kf_cuda_launch(l->ctx, l->fn, l->grid, l->block, l->smem, l->args) != 0;
-}
-
-double kf_cuda_time(kf_ctx *ctx, void *fn, const unsigned grid[3], const unsigned block[3], unsigned smem,
-                    void **args, int reps)
-{
-    one_launch l = {ctx, fn, grid, block, smem, args};
-    void *ud = &l;
-    double ms = -1;
-    return time_medians(ctx, 1, launch_one, &ud, reps, &ms) ? -1 : ms;
 }
 
 /* ---- a compiled graph on the device ---------------------------------- */

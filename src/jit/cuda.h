@@ -50,13 +50,6 @@ int kf_cuda_h2d(kf_ctx *ctx, uint64_t dst, const void *src, size_t bytes);
 int kf_cuda_d2h(kf_ctx *ctx, void *dst, uint64_t src, size_t bytes);
 int kf_cuda_sync(kf_ctx *ctx); /* waits for queued work; reports its errors */
 
-/* Milliseconds one launch of fn takes: the median of reps, after a warm-up;
- * < 0 on error. */
-double kf_cuda_time(kf_ctx *ctx, void *fn, const unsigned grid[3], const unsigned block[3], unsigned smem,
-                    void **args, int reps);
-
-
-
 /* ---- a compiled graph on the device ---- */
 struct kf_sched;
 typedef struct kf_cuda_plan kf_cuda_plan;

@@ -308,12 +308,12 @@ static bool wg_ok(cuda_gen *G, const kf_mm_cfg *f, bool pa, bool pb)
      * consumer thread: registers only for TMA producers; pairs multicast
      * TMA loads */
     if ((f->ctas > 1 || f->wgmma >= 4 || f->pair > 1) && !(pa && pb && tma_fits(G->c.k->anchor))) return false;
-    /* streaming: B resident (one batch, N within the tile, K <= 256) */
-    const kf_node *mm = G->c.k->anchor;
-    int64_t batch = 1;
-    for (int d = 0; d < mm->ndim - 2; d++) batch *= mm->shape[d];
-    if (f->wgmma == 5 && (batch != 1 || mm->shape[mm->ndim - 1] > f->bn || mm->in[0]->shape[mm->in[0]->ndim - 1] > 256))
-        return false;
+    if (f->wgmma == 5) { /* streaming: B resident (one batch, N within the tile, K <= 256) */
+        const kf_node *mm = G->c.k->anchor;
+        int64_t batch = 1;
+        for (int d = 0; d < mm->ndim - 2; d++) batch *= mm->shape[d];
+        if (batch != 1 || mm->shape[mm->ndim - 1] > f->bn || mm->in[0]->shape[mm->in[0]->ndim - 1] > 256) return false;
+    }
     return G->t->smem_optin <= 0 ||
            (cfg_smem(f, true) + 1024) * (unsigned)f->ctas <= (unsigned)G->t->smem_optin + 1024;
 }
@@ -368,8 +368,9 @@ static void ws_launch(cuda_gen *G, kf_buf *out, kf_cuda_call *l, const kf_mm_cfg
      * walked column by column: the units in flight at once, g of them down
      * by grid / g across, span as many rows of A as columns of B (g^2 BM
      * pair = units BN); KFUSE_CUDA_MM_GROUP=g sets it (tests) */
-    int64_t units = l->grid[0] / (f->pair > 1 ? f->pair : 1), g = 1;
-    while ((g + 1) * (g + 1) * f->bm * (f->pair > 1 ? f->pair : 1) <= units * f->bn) g++;
+    const int64_t pair = f->pair > 1 ? f->pair : 1, units = l->grid[0] / pair;
+    int64_t g = 1;
+    while ((g + 1) * (g + 1) * f->bm * pair <= units * f->bn) g++;
     const char *eg = getenv("KFUSE_CUDA_MM_GROUP");
     if (eg && atoi(eg) > 0) g = atoi(eg);
     kf_buf_printf(out, "#define KF_MM_GROUP %d\n", (int)g);
@@ -444,7 +445,8 @@ static void store8(kf_cg *c, kf_node *r, const char *const v[8], const kf_idx *i
     if (sz == 1) {
         kf_emit(c->body, "kf_st8(%s, %s);", dst, t);
     } else {
-        for (size_t q = 0; q < sz / 2; q++) kf_emit(c->body, "kf_st16((uint4 *)(%s) + %zu, (const uint4 *)%s + %zu);", dst, q, t, q);
+        for (size_t q = 0; q < sz / 2; q++)
+            kf_emit(c->body, "kf_st16((uint4 *)(%s) + %zu, (const uint4 *)%s + %zu);", dst, q, t, q);
     }
 }
 
