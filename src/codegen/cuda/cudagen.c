@@ -32,7 +32,6 @@ extern const char kf_tmpl_mm_cu[];
 
 #define NT 256 /* threads of pointwise and reduction blocks */
 #define SMALL_CFG 21 /* the few-rows configuration: chosen by pick_cfg, never tuned */
-#define EPI_SMEM_CFG 24 /* not tuned until it has run on a GPU: KFUSE_CUDA_MM_CFG=24 only */
 
 const kf_mm_cfg kf_mm_cfgs[] = {
     {128, 256, 32, 64, 64, 3, 0, 1, 0}, /* 0: large problems */
@@ -59,7 +58,7 @@ const kf_mm_cfg kf_mm_cfgs[] = {
     {64, 32, 64, 32, 32, 6, 0, 1, 0},  /* 21: few rows (heuristic only): narrow tiles, more blocks */
     {128, 256, 64, 64, 256, 4, 2, 1, 2}, /* 22: warp-specialised, blocks in pairs sharing B by multicast */
     {64, 256, 64, 64, 256, 8, 5, 1, 0}, /* 23: streaming: B resident, 64-row tiles of A taken in turn */
-    {128, 256, 64, 64, 256, 4, 6, 1, 0}, /* 24: warp-specialised, the epilogue through shared memory (forced only) */
+    {128, 256, 64, 64, 256, 4, 6, 1, 0}, /* 24: warp-specialised, the epilogue through shared memory */
 };
 const int kf_mm_ncfgs = (int)(sizeof kf_mm_cfgs / sizeof *kf_mm_cfgs);
 
@@ -690,7 +689,7 @@ static void gen_template(cuda_gen *G, kf_buf *out)
     kf_free(c->ctx, fs);
     for (int v = first; v <= last; v++) {
         if (tc && kf_mm_cfgs[v].wgmma && !wg_ok(G, &kf_mm_cfgs[v], pa, pb)) continue;
-        if (first != last && (v == SMALL_CFG || v == EPI_SMEM_CFG)) continue; /* products worth tuning have rows enough */
+        if (first != last && v == SMALL_CFG) continue; /* products worth tuning have rows enough */
         const char *name = pick < 0 ? kf_cg_fmt(c, "kf_k%d_c%d", id, v) : kf_cg_fmt(c, "kf_k%d", id);
         kf_buf_printf(out, "#define KF_MM_FN %s\n", name);
         kf_cuda_call *l;
