@@ -677,8 +677,8 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _wg_epi_smem)(const kf_bufs &B, int64_t b, co
 #define KF_MM_GROUP 8
 #endif
 #if KF_MM_PAIR > 1
-#if !(KF_MM_PAIR == 2 && KF_MM_WGMMA == 2 && KF_MM_CTAS == 1 && defined(KF_MM_A_TMA) && defined(KF_MM_B_TMA))
-#error "pairs: the cooperative kernel with TMA producers"
+#if !(KF_MM_PAIR == 2 && (KF_MM_WGMMA == 2 || KF_MM_WGMMA == 6) && KF_MM_CTAS == 1 && defined(KF_MM_A_TMA) && defined(KF_MM_B_TMA))
+#error "pairs: the cooperative kernel (its epilogue direct or through shared memory) with TMA producers"
 #endif
 #define KF_MM_CLUSTER __cluster_dims__(KF_MM_PAIR, 1, 1)
 #else

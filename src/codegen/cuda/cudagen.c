@@ -59,6 +59,7 @@ const kf_mm_cfg kf_mm_cfgs[] = {
     {128, 256, 64, 64, 256, 4, 2, 1, 2}, /* 22: warp-specialised, blocks in pairs sharing B by multicast */
     {64, 256, 64, 64, 256, 8, 5, 1, 0}, /* 23: streaming: B resident, 64-row tiles of A taken in turn */
     {128, 256, 64, 64, 256, 4, 6, 1, 0}, /* 24: warp-specialised, the epilogue through shared memory */
+    {128, 256, 64, 64, 256, 4, 6, 1, 2}, /* 25: 24 with blocks in pairs (22's multicast) */
 };
 const int kf_mm_ncfgs = (int)(sizeof kf_mm_cfgs / sizeof *kf_mm_cfgs);
 
