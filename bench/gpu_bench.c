@@ -11,7 +11,11 @@
  * round, so that each sees the GPU in the same state (its clock under the
  * power limit).  The skinny graph is also set
  * against the bytes-moved limit at the device-to-device copy bandwidth
- * measured here.
+ * measured here, and against a copy of as many bytes.
+ * KFUSE_BENCH_SUSTAIN=S: then each of them alone, back to back for S
+ * seconds, between printed wall-clock stamps (nvidia-smi's format), so that
+ * a power and clock log taken beside it (gpu_run.sh SUSTAIN=S) tells the
+ * clock each one runs at under the power limit.
  * Used only by the benchmark; built when cuBLAS is found.
  * usage: gpu_bench [REPS]   (KFUSE_BENCH_ONLY=substring picks graphs)
  */
@@ -23,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kfuse.h"
 
@@ -193,6 +198,49 @@ static int time_round_robin(int n, call_fn const *f, void *const *ud, int reps, 
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);
     return rc;
+}
+
+/* now, as nvidia-smi stamps its samples */
+static void stamp(char *buf, size_t sz)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    localtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(buf, sz, "%Y/%m/%d %H:%M:%S", &tm);
+    snprintf(buf + n, sz - n, ".%03ld", ts.tv_nsec / 1000000);
+}
+
+/* Thing f alone, back to back for secs seconds: the median milliseconds a
+ * call, between two printed stamps; negative on failure. */
+static double sustain(call_fn f, void *ud, double secs, const char *what)
+{
+    cudaEvent_t e0, e1;
+    CK(cudaEventCreate(&e0));
+    CK(cudaEventCreate(&e1));
+    int cap = 1 << 16, n = 0;
+    double *t = malloc(sizeof *t * (size_t)cap), med = -1;
+    char a[64], b[64];
+    struct timespec t0, t1;
+    stamp(a, sizeof a);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        double ms = sample(f, ud, true, e0, e1);
+        if (ms < 0) break;
+        if (n < cap) t[n++] = ms;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if ((double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9 >= secs) {
+            qsort(t, (size_t)n, sizeof *t, cmp_d);
+            med = t[n / 2];
+            break;
+        }
+    }
+    stamp(b, sizeof b);
+    printf("    sustained %-16s %8.4f ms a call back to back, %d samples, from %s to %s\n", what, med, n, a, b);
+    free(t);
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    return med;
 }
 
 typedef struct kf_call {
@@ -400,6 +448,13 @@ int main(int argc, char **argv)
         if (trc || kf_wait(cc[0]) != KF_OK || kf_wait(cc[1]) != KF_OK) {
             printf("%s: kf_run_device: %s\n", gc->name, kf_errmsg(ctx));
             return 2;
+        }
+        const char *sus = getenv("KFUSE_BENCH_SUSTAIN");
+        if (!trc && sus && atof(sus) > 0) {
+            static const char *who[4] = {"kfuse fused", "kfuse no-fusion", "cuBLAS", "copy"};
+            printf("\n%s\n", gc->name);
+            for (int j = 0; j < (gc->bytes > 0 ? 4 : 3) && !trc; j++)
+                if (sustain(fs[j], uds[j], atof(sus), who[j]) < 0) trc = -1;
         }
         double ms[2][2], cb[2]; /* ms: [alone, back to back][fused, no-fusion] */
         for (int w = 0; w < 2; w++) ms[w][0] = t3[0][w], ms[w][1] = t3[1][w], cb[w] = t3[2][w];

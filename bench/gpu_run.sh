@@ -6,6 +6,8 @@
 # the rownorm backend's CUDA kernels, and the benchmark against cuBLAS.  Logs
 # go to $OUT (default ./gpu-out).
 # usage: bench/gpu_run.sh [all|build|diff|golden|rownorm|cfgs|bench]...
+#   (CFGS="i j ..." picks the cfgs step's configurations; REPS the bench's
+#   runs a median; SUSTAIN=S the bench's sustained phases, see gpu_bench.c)
 set -u
 OUT=${OUT:-./gpu-out}
 mkdir -p "$OUT"
@@ -116,8 +118,17 @@ if has diff; then
     [ $d -eq 0 ] || rc=1
 fi
 if has bench; then
-    timeout 560 "$B/bench/gpu_bench" ${REPS:-50} >"$OUT/bench.log" 2>&1
+    # SUSTAIN=S: each timed thing also alone for S seconds, with the GPU's
+    # power, clock and throttle reasons logged every 25 ms to smi.csv
+    smi=
+    if [ -n "${SUSTAIN:-}" ]; then
+        nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw,temperature.gpu,clocks_throttle_reasons.active \
+            --format=csv,noheader -lms 25 >"$OUT/smi.csv" 2>&1 &
+        smi=$!
+    fi
+    KFUSE_BENCH_SUSTAIN=${SUSTAIN:-} timeout 560 "$B/bench/gpu_bench" ${REPS:-50} >"$OUT/bench.log" 2>&1
     b=$?
+    [ -z "$smi" ] || kill "$smi"
     cat "$OUT/bench.log"
     echo "gpu_bench: exit $b"
     "$B/kfuse" bench tests/golden/relu_mm_bias.kf --device cuda --repeat 5 --warmup 2 >"$OUT/cli_bench.log" 2>&1 ||
