@@ -82,12 +82,6 @@ static const gcase cases[] = {
      16, 4096, 4096, 0, -1},
 };
 
-static int cmp_f(const void *a, const void *b)
-{
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
-}
-
 static int cmp_d(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -341,15 +335,17 @@ static double copy_bandwidth(void)
     cudaEvent_t e0, e1;
     CK(cudaEventCreate(&e0));
     CK(cudaEventCreate(&e1));
-    float t[10];
+    double t[10];
     for (int i = 0; i < 12; i++) {
         CK(cudaEventRecord(e0, 0));
         CK(cudaMemcpy(b, a, n, cudaMemcpyDeviceToDevice));
         CK(cudaEventRecord(e1, 0));
         CK(cudaEventSynchronize(e1));
-        if (i >= 2) CK(cudaEventElapsedTime(&t[i - 2], e0, e1));
+        float ms;
+        CK(cudaEventElapsedTime(&ms, e0, e1));
+        if (i >= 2) t[i - 2] = ms;
     }
-    qsort(t, 10, sizeof *t, cmp_f);
+    qsort(t, 10, sizeof *t, cmp_d);
     cudaFree(a);
     cudaFree(b);
     return 2.0 * (double)n / (t[5] * 1e-3); /* bytes read + written per second */
@@ -443,21 +439,20 @@ int main(int argc, char **argv)
         if (gc->bytes > 0) copy_setup(&cpc, gc->bytes);
         call_fn fs[4] = {call_kfuse, call_kfuse, call_cublas, call_copy};
         void *uds[4] = {&kc[0], &kc[1], &cbc, &cpc};
-        double t3[4][2]; /* [fused, no-fusion, cuBLAS, copy][alone, back to back] */
-        int trc = time_round_robin(gc->bytes > 0 ? 4 : 3, fs, uds, reps, t3);
-        if (trc || kf_wait(cc[0]) != KF_OK || kf_wait(cc[1]) != KF_OK) {
-            printf("%s: kf_run_device: %s\n", gc->name, kf_errmsg(ctx));
-            return 2;
-        }
+        const int nth = gc->bytes > 0 ? 4 : 3; /* the copy only against a bytes limit */
+        double med[4][2] = {{0}}; /* [fused, no-fusion, cuBLAS, copy][alone, back to back] */
+        int trc = time_round_robin(nth, fs, uds, reps, med);
         const char *sus = getenv("KFUSE_BENCH_SUSTAIN");
         if (!trc && sus && atof(sus) > 0) {
             static const char *who[4] = {"kfuse fused", "kfuse no-fusion", "cuBLAS", "copy"};
             printf("\n%s\n", gc->name);
-            for (int j = 0; j < (gc->bytes > 0 ? 4 : 3) && !trc; j++)
+            for (int j = 0; j < nth && !trc; j++)
                 if (sustain(fs[j], uds[j], atof(sus), who[j]) < 0) trc = -1;
         }
-        double ms[2][2], cb[2]; /* ms: [alone, back to back][fused, no-fusion] */
-        for (int w = 0; w < 2; w++) ms[w][0] = t3[0][w], ms[w][1] = t3[1][w], cb[w] = t3[2][w];
+        if (trc || kf_wait(cc[0]) != KF_OK || kf_wait(cc[1]) != KF_OK) {
+            printf("%s: kf_run_device: %s\n", gc->name, kf_errmsg(ctx));
+            return 2;
+        }
         void *hout[2];
         for (int v = 0; v < 2; v++) {
             hout[v] = malloc(obytes);
@@ -470,24 +465,24 @@ int main(int argc, char **argv)
         printf("\n%s\n%s", gc->name, tile);
         for (int w = 0; w < 2; w++) {
             static const char *what[] = {"one call alone", "back to back"};
-            double tf = 2.0 * (double)gc->m * gc->n * gc->k / (ms[w][0] * 1e-3) / 1e12;
+            const double fu = med[0][w], nf = med[1][w], cb = med[2][w], cp = med[3][w];
+            double tf = 2.0 * (double)gc->m * gc->n * gc->k / (fu * 1e-3) / 1e12;
             printf("  %s:\n", what[w]);
-            printf("    kfuse fused      %8.4f ms  %6.1f TFLOP/s\n", ms[w][0], tf);
-            printf("    kfuse no-fusion  %8.4f ms  (%.2fx fused)\n", ms[w][1], ms[w][1] / ms[w][0]);
-            printf("    cuBLAS mm alone  %8.4f ms  (fused/cuBLAS %.3fx)\n", cb[w], ms[w][0] / cb[w]);
+            printf("    kfuse fused      %8.4f ms  %6.1f TFLOP/s\n", fu, tf);
+            printf("    kfuse no-fusion  %8.4f ms  (%.2fx fused)\n", nf, nf / fu);
+            printf("    cuBLAS mm alone  %8.4f ms  (fused/cuBLAS %.3fx)\n", cb, fu / cb);
             char extra[96] = "";
             if (gc->bytes > 0) {
                 double lim = gc->bytes / bw * 1e3;
                 printf("    bytes-moved limit %.4f ms (%.1f MB at the copy rate): fused at %.2fx it\n", lim,
-                       gc->bytes / 1e6, ms[w][0] / lim);
-                printf("    a copy of as many bytes %.4f ms: fused at %.2fx it\n", t3[3][w], ms[w][0] / t3[3][w]);
-                snprintf(extra, sizeof extra, "  %.2fx bytes limit (target <= 1.3x), %.2fx a copy", ms[w][0] / lim,
-                         ms[w][0] / t3[3][w]);
+                       gc->bytes / 1e6, fu / lim);
+                printf("    a copy of as many bytes %.4f ms: fused at %.2fx it\n", cp, fu / cp);
+                snprintf(extra, sizeof extra, "  %.2fx bytes limit (target <= 1.3x), %.2fx a copy", fu / lim, fu / cp);
             } else if (gc->target > 0) {
                 snprintf(extra, sizeof extra, "  (target <= %.2fx)", gc->target);
             }
-            snprintf(table[w][nt], sizeof table[0][0], "%-40s %8.4f %8.4f %8.4f  %6.3fx%s", gc->name, ms[w][0],
-                     ms[w][1], cb[w], ms[w][0] / cb[w], extra);
+            snprintf(table[w][nt], sizeof table[0][0], "%-40s %8.4f %8.4f %8.4f  %6.3fx%s", gc->name, fu, nf,
+                     cb, fu / cb, extra);
         }
         nt++;
         printf("  fused vs no-fusion: relative L2 difference %.2e%s\n", err, err < 1e-2 ? "" : "  MISMATCH");
