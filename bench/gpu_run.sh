@@ -119,7 +119,8 @@ if has diff; then
 fi
 if has bench; then
     # SUSTAIN=S: each timed thing also alone for S seconds, with the GPU's
-    # power, clock and throttle reasons logged every 25 ms to smi.csv
+    # power, clock and throttle reasons logged every 25 ms to smi.csv and
+    # summed up a phase each in sustain.txt
     smi=
     if [ -n "${SUSTAIN:-}" ]; then
         nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw,temperature.gpu,clocks_throttle_reasons.active \
@@ -130,6 +131,10 @@ if has bench; then
     b=$?
     [ -z "$smi" ] || kill "$smi"
     cat "$OUT/bench.log"
+    if [ -n "$smi" ]; then
+        echo "the GPU over each sustained phase (bench/sustain.awk):"
+        awk -f bench/sustain.awk "$OUT/smi.csv" "$OUT/bench.log" | tee "$OUT/sustain.txt"
+    fi
     echo "gpu_bench: exit $b"
     "$B/kfuse" bench tests/golden/relu_mm_bias.kf --device cuda --repeat 5 --warmup 2 >"$OUT/cli_bench.log" 2>&1 ||
         { echo "kfuse bench --device cuda failed"; cat "$OUT/cli_bench.log"; rc=1; }
