@@ -4,6 +4,7 @@
 # those from half a second after the phase's start to its end, as the mean
 # and lowest SM clock, the mean power, the hottest temperature and each
 # throttle-reason mask seen with its count (0x4: the software power cap).
+# Times are compared within a day: a phase across midnight finds no samples.
 # usage: awk -f bench/sustain.awk smi.csv bench.log
 function secs(t,  a) { split(t, a, ":"); return a[1] * 3600 + a[2] * 60 + a[3] }
 FNR == NR {
