@@ -411,8 +411,8 @@ int main(int argc, char **argv)
      * operands, operands computed by one or two producer warpgroups,
      * batched maps, the staged epilogue, two blocks a multiprocessor,
      * ping-pong, blocks in pairs, streaming and the epilogue through
-     * shared memory, alone and in pairs (TMA operands only: the others
-     * fall back) and the raw staging of prologues' sources; assembled to
+     * shared memory, alone and in pairs, and epilogue warps (TMA operands
+     * only: the others fall back) and the raw staging of prologues' sources; assembled to
      * sm_90a cubins, since ptxas is what checks their register budget */
     static const struct {
         const char *cfg, *name, *want;
@@ -432,6 +432,8 @@ int main(int argc, char **argv)
                {"24", "mm_epi_smem", "wgmma-ws-se s4", KF_F16}, /* the epilogue through shared memory */
                {"24", "mm_epi_smem", "#define KF_MM_STORE8R(", KF_BF16},
                {"25", "mm_epi_smem_pair", "wgmma-ws-se s4 c2\n#define KF_MM_PAIR 2", KF_F16}, /* and in pairs */
+               {"26", "mm_epi_warps", "wgmma-ws-epw s3 c2\n#define KF_MM_PAIR 2", KF_F16}, /* epilogue warps */
+               {"26", "mm_epi_warps", "#define KF_MM_STORE8R(", KF_BF16},
                {"21", "mm_few_rows", "64x32x64 w32x32 s6", KF_F16}}; /* the few-rows tile (mma.sync) */
     int mode = compile_mode;
     compile_mode = 2;

@@ -32,6 +32,9 @@ extern const char kf_tmpl_mm_cu[];
 
 #define NT 256 /* threads of pointwise and reduction blocks */
 #define SMALL_CFG 21 /* the few-rows configuration: chosen by pick_cfg, never tuned */
+/* epilogue warps: assembled, not yet run on a GPU, so only where
+ * KFUSE_CUDA_MM_CFG forces it, never tuned */
+#define EPW_CFG 26
 
 const kf_mm_cfg kf_mm_cfgs[] = {
     {128, 256, 32, 64, 64, 3, 0, 1, 0}, /* 0: large problems */
@@ -60,13 +63,15 @@ const kf_mm_cfg kf_mm_cfgs[] = {
     {64, 256, 64, 64, 256, 8, 5, 1, 0}, /* 23: streaming: B resident, 64-row tiles of A taken in turn */
     {128, 256, 64, 64, 256, 4, 6, 1, 0}, /* 24: warp-specialised, the epilogue through shared memory */
     {128, 256, 64, 64, 256, 4, 6, 1, 2}, /* 25: 24 with blocks in pairs (22's multicast) */
+    {128, 256, 64, 64, 256, 3, 7, 1, 2}, /* 26: 25 with epilogue warps (EPW_CFG) */
 };
 const int kf_mm_ncfgs = (int)(sizeof kf_mm_cfgs / sizeof *kf_mm_cfgs);
 
 void kf_mm_cfg_name(int i, char *buf, size_t sz)
 {
     const kf_mm_cfg *f = &kf_mm_cfgs[i];
-    static const char *kind[] = {"", "wgmma", "wgmma-ws", "wgmma-ws-stg", "wgmma-pp", "wgmma-stream", "wgmma-ws-se"};
+    static const char *kind[] = {"", "wgmma", "wgmma-ws", "wgmma-ws-stg", "wgmma-pp", "wgmma-stream", "wgmma-ws-se",
+                                  "wgmma-ws-epw"};
     if (f->wgmma)
         snprintf(buf, sz, "%dx%dx%d %s s%d%s%s", f->bm, f->bn, f->bk, kind[f->wgmma], f->stages, f->ctas > 1 ? " x2" : "",
                  f->pair > 1 ? " c2" : "");
@@ -79,8 +84,9 @@ static unsigned cfg_smem(const kf_mm_cfg *f, bool direct_epi)
     if (f->wgmma == 5) return (unsigned)(f->stages * f->bm * 64 * 2 + 256 * f->bn * 2) + 1024;
     unsigned pipe = (unsigned)(f->stages * (f->bm * f->bk + f->bk * f->bn) * 2);
     /* stages aligned to 1024 bytes (the swizzle); then the staged tile */
-    /* the staged tile (3), or each consumer warp's 2 KB slice (6) */
-    if (f->wgmma == 3) return pipe + 1024 + (unsigned)(f->bm * f->bn * 2);
+    /* the staged tile (3), each consumer warp's 2 KB slice (6), or the
+     * epilogue warps' tile buffer (7) */
+    if (f->wgmma == 3 || f->wgmma == 7) return pipe + 1024 + (unsigned)(f->bm * f->bn * 2);
     if (f->wgmma == 6) return pipe + 1024 + (unsigned)(f->bm / 16 * 2048);
     if (f->wgmma) return pipe + 1024;
     unsigned epi = direct_epi ? 0 : (unsigned)(f->bm * (f->bn + 4) * 4);
@@ -691,6 +697,7 @@ static void gen_template(cuda_gen *G, kf_buf *out)
     for (int v = first; v <= last; v++) {
         if (tc && kf_mm_cfgs[v].wgmma && !wg_ok(G, &kf_mm_cfgs[v], pa, pb)) continue;
         if (first != last && v == SMALL_CFG) continue; /* products worth tuning have rows enough */
+        if (first != last && v == EPW_CFG) continue;
         const char *name = pick < 0 ? kf_cg_fmt(c, "kf_k%d_c%d", id, v) : kf_cg_fmt(c, "kf_k%d", id);
         kf_buf_printf(out, "#define KF_MM_FN %s\n", name);
         kf_cuda_call *l;
