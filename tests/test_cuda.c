@@ -154,8 +154,9 @@ static void ops_graph(kf_ctx *ctx, kf_dtype dt)
 }
 
 /* The mm template: tensor cores (f16, bf16) and SIMT (f32, f64), plain and
- * prologue operands, aligned and ragged, batched, with epilogues. */
-static void mm_graph(kf_ctx *ctx, kf_dtype dt, const char *prefix, const char *want)
+ * prologue operands, aligned and ragged, batched, with epilogues; want: in
+ * the source of every mode, or of the fused one alone where fused_only. */
+static void mm_graph(kf_ctx *ctx, kf_dtype dt, const char *prefix, const char *want, bool fused_only)
 {
     kf_graph *g = kf_graph_new(ctx);
     kf_node *a = in(g, "a", dt, 2, (int64_t[]){256, 128});
@@ -178,7 +179,7 @@ static void mm_graph(kf_ctx *ctx, kf_dtype dt, const char *prefix, const char *w
     kf_output(g, kf_matmul(g, ab, bb));
     kf_attrs tp = {0};
     kf_output(g, kf_matmul(g, kf_apply(g, "transpose", 1, &br, &tp), kf_apply(g, "transpose", 1, &ar, &tp)));
-    check_built(ctx, g, prefix, dt, want, false);
+    check_built(ctx, g, prefix, dt, want, fused_only);
 }
 
 /* Raw staging (the warp-specialised kernel's prologues from TMA-loaded
@@ -405,41 +406,41 @@ int main(int argc, char **argv)
     static const kf_dtype dts[] = {KF_F32, KF_F64, KF_F16, KF_BF16, KF_I32, KF_I64, KF_I8, KF_U8};
     for (size_t i = 0; i < sizeof dts / sizeof *dts; i++) ops_graph(ctx, dts[i]);
     static const kf_dtype mdt[] = {KF_F16, KF_BF16, KF_F32, KF_F64};
-    for (size_t i = 0; i < sizeof mdt / sizeof *mdt; i++) mm_graph(ctx, mdt[i], "mm", NULL);
+    for (size_t i = 0; i < sizeof mdt / sizeof *mdt; i++) mm_graph(ctx, mdt[i], "mm", NULL, false);
     /* the Hopper kernels, forced (compile_only stands for sm_90, so tuning
      * would not pick them): wgmma, and the warp-specialised one with TMA
      * operands, operands computed by one or two producer warpgroups,
      * batched maps, the staged epilogue, two blocks a multiprocessor,
      * ping-pong, blocks in pairs, streaming and the epilogue through
-     * shared memory, alone and in pairs, and epilogue warps (TMA operands
-     * only: the others fall back) and the raw staging of prologues' sources; assembled to
+     * shared memory, alone and in pairs (TMA operands only: the others
+     * fall back) and the raw staging of prologues' sources; assembled to
      * sm_90a cubins, since ptxas is what checks their register budget */
     static const struct {
         const char *cfg, *name, *want;
         kf_dtype dt;
-    } hop[] = {{"10", "mm_wgmma", "wgmma s4", KF_F16},
-               {"13", "mm_ws256", "#define KF_MM_A_TMA 3", KF_F16}, /* ab @ bb: rank-3 maps */
-               {"14", "mm_ws128", "wgmma-ws s6", KF_F16},
-               {"13", "mm_ws256", "wgmma-ws s4", KF_BF16},
-               {"17", "mm_stg256", "wgmma-ws-stg s3", KF_F16}, /* the staged epilogue */
-               {"18", "mm_stg128", "wgmma-ws-stg s5", KF_BF16},
-               {"19", "mm_x2", "wgmma-ws s3 x2", KF_F16}, /* two blocks a multiprocessor */
-               {"20", "mm_pp", "wgmma-pp s6", KF_BF16},  /* ping-pong */
-               {"22", "mm_pair", "wgmma-ws s4 c2\n#define KF_MM_PAIR 2", KF_F16}, /* blocks in pairs, B multicast */
-               {"22", "mm_pair", "wgmma-ws s4 c2", KF_BF16},
-               {"23", "mm_stream", "64x256x64 wgmma-stream s8", KF_F16}, /* streaming: B resident */
-               {"23", "mm_stream", "wgmma-stream s8", KF_BF16},
-               {"24", "mm_epi_smem", "wgmma-ws-se s4", KF_F16}, /* the epilogue through shared memory */
-               {"24", "mm_epi_smem", "#define KF_MM_STORE8R(", KF_BF16},
-               {"25", "mm_epi_smem_pair", "wgmma-ws-se s4 c2\n#define KF_MM_PAIR 2", KF_F16}, /* and in pairs */
-               {"26", "mm_epi_warps", "wgmma-ws-epw s3 c2\n#define KF_MM_PAIR 2", KF_F16}, /* epilogue warps */
-               {"26", "mm_epi_warps", "#define KF_MM_STORE8R(", KF_BF16},
-               {"21", "mm_few_rows", "64x32x64 w32x32 s6", KF_F16}}; /* the few-rows tile (mma.sync) */
+        bool fused_only;
+    } hop[] = {{"10", "mm_wgmma", "wgmma s4", KF_F16, false},
+               {"13", "mm_ws256", "#define KF_MM_A_TMA 3", KF_F16, false}, /* ab @ bb: rank-3 maps */
+               {"14", "mm_ws128", "wgmma-ws s6", KF_F16, false},
+               {"13", "mm_ws256", "wgmma-ws s4", KF_BF16, false},
+               {"17", "mm_stg256", "wgmma-ws-stg s3", KF_F16, false}, /* the staged epilogue */
+               {"18", "mm_stg128", "wgmma-ws-stg s5", KF_BF16, false},
+               {"19", "mm_x2", "wgmma-ws s3 x2", KF_F16, false}, /* two blocks a multiprocessor */
+               {"20", "mm_pp", "wgmma-pp s6", KF_BF16, false},  /* ping-pong */
+               {"22", "mm_pair", "wgmma-ws s4 c2\n#define KF_MM_PAIR 2", KF_F16, false}, /* blocks in pairs, B multicast */
+               {"22", "mm_pair", "wgmma-ws s4 c2", KF_BF16, false},
+               {"23", "mm_stream", "64x256x64 wgmma-stream s8", KF_F16, false}, /* streaming: B resident */
+               {"23", "mm_stream", "wgmma-stream s8", KF_BF16, false},
+               {"24", "mm_epi_smem", "wgmma-ws-se s4", KF_F16, false}, /* the epilogue through shared memory */
+               {"24", "mm_epi_smem", "#define KF_MM_STORE8R(", KF_BF16, false},
+               {"25", "mm_epi_smem_pair", "wgmma-ws-se s4 c2\n#define KF_MM_PAIR 2", KF_F16, false}, /* and in pairs */
+               {"25", "mm_epi_smem_pair", "#define KF_MM_STORE32R(", KF_BF16, true}, /* four rows a call: gelu + res */
+               {"21", "mm_few_rows", "64x32x64 w32x32 s6", KF_F16, false}}; /* the few-rows tile (mma.sync) */
     int mode = compile_mode;
     compile_mode = 2;
     for (size_t i = 0; i < sizeof hop / sizeof *hop; i++) {
         setenv("KFUSE_CUDA_MM_CFG", hop[i].cfg, 1);
-        mm_graph(ctx, hop[i].dt, hop[i].name, hop[i].want);
+        mm_graph(ctx, hop[i].dt, hop[i].name, hop[i].want, hop[i].fused_only);
     }
     setenv("KFUSE_CUDA_MM_CFG", "15", 1);
     /* f16: the packed prologue too; bf16 has none */

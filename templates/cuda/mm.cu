@@ -591,11 +591,6 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _stg_epi)(const kf_bufs &B, int64_t b, uint32
  * launch's register count, at most 112 here) */
 #define KF_MM_NPRO 0
 #define KF_MM_WS_G 1
-#elif KF_MM_WGMMA == 7
-/* epilogue warps: three warps of the producer warpgroup run the epilogue,
- * so no registers move (every thread keeps the launch's 168) */
-#define KF_MM_NPRO 1
-#define KF_MM_WS_G 1
 #elif defined(KF_MM_A_TMA) && defined(KF_MM_B_TMA)
 #define KF_MM_NPRO 1
 #define KF_MM_PRODUCER_REGS 40
@@ -628,10 +623,10 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _stg_epi)(const kf_bufs &B, int64_t b, uint32
 #if KF_MM_WGMMA == 4 && !(KF_MM_BN == 128 && defined(KF_MM_A_TMA) && defined(KF_MM_B_TMA))
 #error "ping-pong: 128 x 128 accumulators a consumer, TMA producers"
 #endif
-#if (KF_MM_WGMMA == 6 || KF_MM_WGMMA == 7) && !(defined(KF_MM_A_TMA) && defined(KF_MM_B_TMA))
+#if KF_MM_WGMMA == 6 && !(defined(KF_MM_A_TMA) && defined(KF_MM_B_TMA))
 #error "the epilogue through shared memory: TMA producers"
 #endif
-#if (KF_MM_WGMMA == 6 || KF_MM_WGMMA == 7) && KF_MM_EPI8
+#if KF_MM_WGMMA == 6 && KF_MM_EPI8
 /* The epilogue of rows ra and ra + 8 of a consumer warp's 2 KB slice at sl
  * (see kf_put64; the product's rows rw + ra and rw + ra + 8), the 8
  * columns of chunk c (the product's n to n + 7), from values already
@@ -653,6 +648,26 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _slice16)(const kf_bufs &B, int64_t b, uint32
     KF_MM_CAT(KF_MM_FN, _st8)<true>(B, b, w, ma, n);
     KF_MM_CAT(KF_MM_FN, _st8)<true>(B, b, w + 8, mb, n);
 }
+#ifdef KF_MM_STORE32R
+/* _slice16 for rows ra, ra + 4, ra + 8 and ra + 12 in one epilogue call
+ * (KF_MM_STORE32R), all their loads issued before any of their math */
+KF_INLINE void KF_MM_CAT(KF_MM_FN, _slice32)(const kf_bufs &B, int64_t b, uint32_t sl, int ra, int c, int64_t rw,
+                                             int64_t n)
+{
+    float w[32];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int r = ra + 4 * i;
+        kf_ld_shared16_t<KF_MM_BF16>(sl + r * 128 + ((c ^ (r & 7)) << 4), w + 8 * i);
+    }
+    if (rw + ra + 12 < KF_MM_M && n + 8 <= KF_MM_N) {
+        KF_MM_STORE32R(B, b, rw + ra, rw + ra + 4, rw + ra + 8, rw + ra + 12, n, w);
+        return;
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) KF_MM_CAT(KF_MM_FN, _st8)<true>(B, b, w + 8 * i, rw + ra + 4 * i, n);
+}
+#endif
 #endif
 #if KF_MM_WGMMA == 6 && KF_MM_EPI8
 /* The epilogue through shared memory (KF_MM_WGMMA 6, the warp-specialised
@@ -675,40 +690,14 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _wg_epi_smem)(const kf_bufs &B, int64_t b, co
     for (int k = 0; k < BN / 64; k++) {
         kf_put64<KF_MM_BF16>(d, k, lane, stg);
         __syncwarp();
+#ifdef KF_MM_STORE32R
+        KF_MM_CAT(KF_MM_FN, _slice32)(B, b, stg, r0, c, rw, n0 + 64 * k + 8 * c);
+#else
 #pragma unroll
         for (int p = 0; p < 2; p++) KF_MM_CAT(KF_MM_FN, _slice16)(B, b, stg, r0 + 4 * p, c, rw, n0 + 64 * k + 8 * c);
+#endif
         __syncwarp(); /* every lane's reads done before the next columns land */
     }
-}
-#endif
-#if KF_MM_WGMMA == 7 && KF_MM_EPI8
-/* The epilogue warps (KF_MM_WGMMA 7, the warp-specialised kernel
- * otherwise): each consumer warp rounds its 16 x BN accumulators to the
- * product's dtype and puts them with stmatrix into its part of a tile
- * buffer after the stages (BN * 32 bytes: BN / 64 slices of 2 KB, each 16
- * rows of 128 bytes, 16-byte chunks XOR-swizzled by row, as
- * _wg_epi_smem's), signals the buffer full and goes on to its next tile;
- * warps 1-3 of the producer warpgroup meanwhile run the epilogue from the
- * buffer (values already rounded: KF_MM_STORE16R / 8R) and signal it
- * empty, so that the epilogue runs under the next tile's products instead
- * of before them.  _epw_put: a consumer warp's part, at stg. */
-template <int BN>
-KF_INLINE void KF_MM_CAT(KF_MM_FN, _epw_put)(const float *d, int lane, uint32_t stg)
-{
-#pragma unroll
-    for (int k = 0; k < BN / 64; k++) kf_put64<KF_MM_BF16>(d, k, lane, stg + k * 2048);
-}
-/* Group g of a tile's epilogue (g < BM / 16 * BN / 32), from the buffer at
- * buf: consumer warp w = g / (BN / 32)'s part (rows m0 + 64 (w / 4) + 16
- * (w % 4) on), its 64 columns (g / 2) % (BN / 64); the lane's rows r0 + 4
- * (g % 2) and 8 below (r0 = lane / 8), 8 columns from 8 (lane % 8). */
-template <int BN>
-KF_INLINE void KF_MM_CAT(KF_MM_FN, _epw_group)(const kf_bufs &B, int64_t b, int64_t m0, int64_t n0, int g, int lane,
-                                               uint32_t buf)
-{
-    const int w = g / (BN / 32), k = (g >> 1) % (BN / 64), c = lane & 7;
-    KF_MM_CAT(KF_MM_FN, _slice16)(B, b, buf + (uint32_t)(w * BN * 32 + k * 2048), (lane >> 3) + 4 * (g & 1), c,
-                                  m0 + (w >> 2) * 64 + (w & 3) * 16, n0 + 64 * k + 8 * c);
 }
 #endif
 #if KF_MM_WGMMA == 5 && !(KF_MM_BM == 64 && defined(KF_MM_A_TMA) && defined(KF_MM_B_TMA) && KF_MM_BATCH == 1)
@@ -730,7 +719,7 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _epw_group)(const kf_bufs &B, int64_t b, int6
 #define KF_MM_GROUP 8
 #endif
 #if KF_MM_PAIR > 1
-#if !(KF_MM_PAIR == 2 && (KF_MM_WGMMA == 2 || KF_MM_WGMMA == 6 || KF_MM_WGMMA == 7) && KF_MM_CTAS == 1 && defined(KF_MM_A_TMA) && defined(KF_MM_B_TMA))
+#if !(KF_MM_PAIR == 2 && (KF_MM_WGMMA == 2 || KF_MM_WGMMA == 6) && KF_MM_CTAS == 1 && defined(KF_MM_A_TMA) && defined(KF_MM_B_TMA))
 #error "pairs: the cooperative kernel (its epilogue direct or through shared memory) with TMA producers"
 #endif
 #define KF_MM_CLUSTER __cluster_dims__(KF_MM_PAIR, 1, 1)
@@ -906,14 +895,13 @@ extern "C" __global__ void KF_MM_CLUSTER __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
         BM = KF_MM_BM, BN = KF_MM_BN, S = KF_MM_STAGES, NC = BM / 64, BCH = BN / 8, NP = 128,
         A_BYTES = BM * 128, B_BYTES = (BN / 64) * 8192, STAGE_BYTES = A_BYTES + B_BYTES, NACC = BN / 2,
         PP = KF_MM_WGMMA == 4, MH = PP ? NC : 1 /* row blocks of 64 a consumer */,
-        P = KF_MM_PAIR, EW = KF_MM_WGMMA == 7 && KF_MM_EPI8 /* epilogue warps */
+        P = KF_MM_PAIR
     };
     static_assert(KF_MM_BK == 64 && BM % 64 == 0 && (BN == 128 || BN == 256) && S >= 2, "wgmma tile");
     static_assert(BM == 128 && (BM * 8 / NP) % KF_MM_WS_G == 0 && (64 * BCH / NP) % KF_MM_WS_G == 0,
                   "producer tile loads, register split");
     extern __shared__ __align__(1024) unsigned char kf_smem[];
-    /* full, empty; ping-pong's turns or the epilogue warps' tile buffer
-     * full and empty; raw slots */
+    /* full, empty; ping-pong's turns; raw slots */
     __shared__ __align__(8) uint64_t kf_bars[2 * S + 2 + KF_MM_RAW_R];
     const int64_t M = KF_MM_M, N = KF_MM_N, K = KF_MM_K;
     const int nm = (int)((M + BM - 1) / BM), nn = (int)((N + BN - 1) / BN), KT = (int)((K + 63) / 64);
@@ -949,10 +937,6 @@ extern "C" __global__ void KF_MM_CLUSTER __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
         if (PP) {
             kf_mbar_init(empty0 + 8 * S, 128);
             kf_mbar_init(empty0 + 8 * S + 8, 128);
-        }
-        if (EW) {
-            kf_mbar_init(empty0 + 8 * S, NC * 4); /* full: a consumer warp's first lane each */
-            kf_mbar_init(empty0 + 8 * S + 8, 3);  /* empty: an epilogue warp's first lane each */
         }
         for (int s = 0; s < KF_MM_RAW_R; s++) kf_mbar_init(full0 + 8 * (2 * S + 2 + s), 1);
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
@@ -994,25 +978,6 @@ extern "C" __global__ void KF_MM_CLUSTER __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
         /* ---- the producers */
 #ifdef KF_MM_PRODUCER_REGS
         kf_setmaxnreg_dec<KF_MM_PRODUCER_REGS>();
-#endif
-#if KF_MM_WGMMA == 7 && KF_MM_EPI8
-        if (tid >= 32) {
-            /* the epilogue warps: this block's tiles in the consumers'
-             * order, the groups of each shared out among the three */
-            const uint32_t efull = empty0 + 8 * S, eempty = efull + 8, buf = sbase + S * STAGE_BYTES;
-            int j = 0;
-            for (int64_t t = first; t < tiles; t += step, j++) {
-                int64_t b, m0, n0;
-                tile_at(t, b, m0, n0);
-                kf_mbar_wait(efull, j & 1);
-#pragma unroll 1
-                for (int g = (tid >> 5) - 1; g < BM / 16 * (BN / 32); g += 3)
-                    KF_MM_CAT(KF_MM_FN, _epw_group)<BN>(B, b, m0, n0, g, lane, buf);
-                __syncwarp(); /* every lane's reads of the buffer done */
-                if (lane == 0) kf_mbar_arrive(eempty);
-            }
-            return;
-        }
 #endif
         if (producers == 1 && tid != 0) return;
         int it = 0;
@@ -1214,8 +1179,6 @@ extern "C" __global__ void KF_MM_CLUSTER __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
     int64_t pb = 0, pm = -1, pn = 0;
     int done = Q;
 #endif
-    int jt = 0; /* with epilogue warps: the tiles this consumer has put in the buffer */
-    (void)jt;
     for (int64_t t = first; t < tiles; t += step) {
         int64_t b, m0, n0;
         tile_at(t, b, m0, n0);
@@ -1259,15 +1222,6 @@ extern "C" __global__ void KF_MM_CLUSTER __launch_bounds__(KF_MM_NT, KF_MM_CTAS)
         /* each consumer warp's 2 KB slice after the stages */
         KF_MM_CAT(KF_MM_FN, _wg_epi_smem)<BN>(B, b, d, m0 + cw * 64, n0, lane,
                                               sbase + S * STAGE_BYTES + (uint32_t)(threadIdx.x / 32 - KF_MM_NPRO * 4) * 2048);
-#elif KF_MM_WGMMA == 7 && KF_MM_EPI8
-        /* the tile buffer emptied of this block's previous tile, then this
-         * warp's part put in it and counted */
-        if (jt > 0) kf_mbar_wait(empty0 + 8 * S + 8, (jt - 1) & 1);
-        KF_MM_CAT(KF_MM_FN, _epw_put)<BN>(d, lane,
-                                          sbase + S * STAGE_BYTES + (uint32_t)(threadIdx.x / 32 - KF_MM_NPRO * 4) * (BN * 32));
-        __syncwarp(); /* every lane's part stored */
-        if (lane == 0) kf_mbar_arrive(empty0 + 8 * S);
-        jt++;
 #else
 #pragma unroll
         for (int h = 0; h < MH; h++)
