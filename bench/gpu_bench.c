@@ -2,11 +2,14 @@
  * gpu_bench.c - kfuse on the GPU against cuBLAS, in one run: for each graph,
  * kfuse fused, kfuse --no-fusion, and cuBLAS's f16 GEMM alone (f32
  * accumulation, the same shape), the median of event-timed runs on device
- * buffers, and the ratios.  Two timings of each: one call alone between
- * two events (the GPU idle before it: launch latency included), and
- * back to back, B calls between the events over NSETS copies of the
- * buffers in turn (more bytes than the L2 holds, so no call finds the
- * previous one's data there), divided by B.  Both plans are compiled (and
+ * buffers, and the ratios.  Three timings of each: one call alone between
+ * two events (the GPU idle before it: launch latency included); back to
+ * back, B calls between the events over NSETS copies of the buffers in
+ * turn (more bytes than the L2 holds, so no call finds the previous one's
+ * data there), divided by B; and as triton's do_bench times (the method of
+ * ../shared/ANCHORS.md's figures), B calls each between two events of its
+ * own after a 256 MB memset that empties the L2, the GPU kept busy, the
+ * mean of the B.  Both plans are compiled (and
  * tuned) first; then the three are sampled in turn, one sample of each a
  * round, so that each sees the GPU in the same state (its clock under the
  * power limit).  The skinny graph is also set
@@ -141,56 +144,70 @@ static void fill(kf_dtype t, void *p, int64_t n)
     }
 }
 
-enum { NSETS = 4, B2B = 8 }; /* buffer sets; calls a back-to-back sample */
+enum { NSETS = 4, B2B = 8 }; /* buffer sets; calls a back-to-back or flushed sample */
+enum { ALONE, BACK, FLUSHED, NMODES }; /* the timings: see the top */
+#define FLUSH_BYTES ((size_t)256 << 20)
+static void *flush_buf; /* FLUSHED's memset target */
 
 /* One call of what is timed, on buffer set i; false on failure. */
 typedef bool (*call_fn)(void *ud, int i);
 
-/* One sample, in milliseconds a call: one call alone between two events
- * (b2b false), or B2B calls back to back over the buffer sets, divided by
- * B2B; negative when a call failed. */
-static double sample(call_fn f, void *ud, bool b2b, cudaEvent_t e0, cudaEvent_t e1)
+/* One sample, in milliseconds a call, timed as mode says (see the top)
+ * with the events ev[0 .. 2 B2B - 1]; negative when a call failed. */
+static double sample(call_fn f, void *ud, int mode, cudaEvent_t *ev)
 {
-    const int per = b2b ? B2B : 1;
-    float t;
-    CK(cudaEventRecord(e0, 0));
+    const int per = mode == ALONE ? 1 : B2B;
+    float t, sum = 0;
+    if (mode == FLUSHED) {
+        for (int r = 0; r < per; r++) {
+            CK(cudaMemsetAsync(flush_buf, r, FLUSH_BYTES, 0));
+            CK(cudaEventRecord(ev[2 * r], 0));
+            if (!f(ud, r % NSETS)) return -1;
+            CK(cudaEventRecord(ev[2 * r + 1], 0));
+        }
+        CK(cudaEventSynchronize(ev[2 * per - 1]));
+        for (int r = 0; r < per; r++) {
+            CK(cudaEventElapsedTime(&t, ev[2 * r], ev[2 * r + 1]));
+            sum += t;
+        }
+        return sum / per;
+    }
+    CK(cudaEventRecord(ev[0], 0));
     for (int r = 0; r < per; r++)
         if (!f(ud, r % NSETS)) return -1;
-    CK(cudaEventRecord(e1, 0));
-    CK(cudaEventSynchronize(e1));
-    CK(cudaEventElapsedTime(&t, e0, e1));
+    CK(cudaEventRecord(ev[1], 0));
+    CK(cudaEventSynchronize(ev[1]));
+    CK(cudaEventElapsedTime(&t, ev[0], ev[1]));
     return t / per;
 }
 
-/* Median milliseconds of each of the n timed things (f[j], ud[j]), alone
- * (ms[j][0]) and back to back (ms[j][1]).  The samples are taken in turn,
+/* Median milliseconds of each of the n timed things (f[j], ud[j]), in
+ * each mode (ms[j][ALONE], [BACK], [FLUSHED]).  The samples are taken in turn,
  * one of each per round, so that every thing is timed in the same state of
  * the GPU: a large product runs into the power limit within a fraction of a
  * second, and a GPU that has just idled (while the next plan compiles) runs
  * its first milliseconds at a higher clock than one that has just been busy
  * (tuning, the previous thing's samples).  -1 on failure. */
-static int time_round_robin(int n, call_fn const *f, void *const *ud, int reps, double (*ms)[2])
+static int time_round_robin(int n, call_fn const *f, void *const *ud, int reps, double (*ms)[NMODES])
 {
-    cudaEvent_t e0, e1;
-    CK(cudaEventCreate(&e0));
-    CK(cudaEventCreate(&e1));
+    cudaEvent_t ev[2 * B2B];
+    for (int i = 0; i < 2 * B2B; i++) CK(cudaEventCreate(&ev[i]));
     double *t = malloc(sizeof *t * (size_t)reps * (size_t)n);
     int rc = 0;
     for (int j = 0; j < n; j++)
         for (int i = 0; i < 5; i++)
             if (!f[j](ud[j], i % NSETS)) rc = -1;
-    for (int w = 0; w < 2 && !rc; w++) {
+    for (int w = 0; w < NMODES && !rc; w++) {
         for (int i = 0; i < reps && !rc; i++)
             for (int j = 0; j < n && !rc; j++)
-                if ((t[j * reps + i] = sample(f[j], ud[j], w == 1, e0, e1)) < 0) rc = -1;
+                if ((t[j * reps + i] = sample(f[j], ud[j], w, ev)) < 0) rc = -1;
         for (int j = 0; j < n && !rc; j++) {
             qsort(t + j * reps, (size_t)reps, sizeof *t, cmp_d);
             ms[j][w] = t[j * reps + reps / 2];
         }
     }
     free(t);
-    cudaEventDestroy(e0);
-    cudaEventDestroy(e1);
+    for (int i = 0; i < 2 * B2B; i++) cudaEventDestroy(ev[i]);
     return rc;
 }
 
@@ -209,9 +226,9 @@ static void stamp(char *buf, size_t sz)
  * call, between two printed stamps; negative on failure. */
 static double sustain(call_fn f, void *ud, double secs, const char *what)
 {
-    cudaEvent_t e0, e1;
-    CK(cudaEventCreate(&e0));
-    CK(cudaEventCreate(&e1));
+    cudaEvent_t ev[2];
+    CK(cudaEventCreate(&ev[0]));
+    CK(cudaEventCreate(&ev[1]));
     int cap = 1 << 16, n = 0;
     double *t = malloc(sizeof *t * (size_t)cap), med = -1;
     char a[64], b[64];
@@ -219,7 +236,7 @@ static double sustain(call_fn f, void *ud, double secs, const char *what)
     stamp(a, sizeof a);
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
-        double ms = sample(f, ud, true, e0, e1);
+        double ms = sample(f, ud, BACK, ev);
         if (ms < 0) break;
         if (n < cap) t[n++] = ms;
         clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -232,8 +249,8 @@ static double sustain(call_fn f, void *ud, double secs, const char *what)
     stamp(b, sizeof b);
     printf("    sustained %-16s %8.4f ms a call back to back, %d samples, from %s to %s\n", what, med, n, a, b);
     free(t);
-    cudaEventDestroy(e0);
-    cudaEventDestroy(e1);
+    cudaEventDestroy(ev[0]);
+    cudaEventDestroy(ev[1]);
     return med;
 }
 
@@ -376,9 +393,10 @@ int main(int argc, char **argv)
     cublasHandle_t h;
     CB(cublasCreate(&h));
     double bw = copy_bandwidth();
+    CK(cudaMalloc(&flush_buf, FLUSH_BYTES));
     printf("device: %s, %d SMs; device-to-device copy %.2f TB/s (read + write); %d timed runs, medians\n", prop.name,
            prop.multiProcessorCount, bw / 1e12, reps);
-    char table[2][64][256];
+    char table[NMODES][64][256];
     int nt = 0, fails = 0;
     for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
         const gcase *gc = &cases[ci];
@@ -440,7 +458,7 @@ int main(int argc, char **argv)
         call_fn fs[4] = {call_kfuse, call_kfuse, call_cublas, call_copy};
         void *uds[4] = {&kc[0], &kc[1], &cbc, &cpc};
         const int nth = gc->bytes > 0 ? 4 : 3; /* the copy only against a bytes limit */
-        double med[4][2] = {{0}}; /* [fused, no-fusion, cuBLAS, copy][alone, back to back] */
+        double med[4][NMODES] = {{0}}; /* [fused, no-fusion, cuBLAS, copy][mode] */
         int trc = time_round_robin(nth, fs, uds, reps, med);
         const char *sus = getenv("KFUSE_BENCH_SUSTAIN");
         if (!trc && sus && atof(sus) > 0) {
@@ -463,8 +481,8 @@ int main(int argc, char **argv)
         if (gc->bytes > 0) copy_free(&cpc);
         double err = max_rel_err(hout[0], hout[1], odt, onum);
         printf("\n%s\n%s", gc->name, tile);
-        for (int w = 0; w < 2; w++) {
-            static const char *what[] = {"one call alone", "back to back"};
+        for (int w = 0; w < NMODES; w++) {
+            static const char *what[] = {"one call alone", "back to back", "after an L2 flush each (do_bench)"};
             const double fu = med[0][w], nf = med[1][w], cb = med[2][w], cp = med[3][w];
             double tf = 2.0 * (double)gc->m * gc->n * gc->k / (fu * 1e-3) / 1e12;
             printf("  %s:\n", what[w]);
@@ -495,11 +513,13 @@ int main(int argc, char **argv)
         kf_graph_free(g);
         kf_ctx_free(ctx);
     }
-    for (int w = 0; w < 2; w++) {
-        printf("\n%-40s %8s %8s %8s  %s\n", w ? "back to back (f16, ms, median)" : "one call alone (f16, ms, median)",
-               "fused", "no-fus", "cuBLAS", "fused/cuBLAS");
+    for (int w = 0; w < NMODES; w++) {
+        static const char *head[] = {"one call alone (f16, ms, median)", "back to back (f16, ms, median)",
+                                     "L2 flushed, do_bench (f16, ms, median)"};
+        printf("\n%-40s %8s %8s %8s  %s\n", head[w], "fused", "no-fus", "cuBLAS", "fused/cuBLAS");
         for (int i = 0; i < nt; i++) printf("%s\n", table[w][i]);
     }
     cublasDestroy(h);
+    cudaFree(flush_buf);
     return fails ? 1 : 0;
 }
