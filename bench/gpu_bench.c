@@ -6,13 +6,13 @@
  * two events (the GPU idle before it: launch latency included); back to
  * back, B calls between the events over NSETS copies of the buffers in
  * turn (more bytes than the L2 holds, so no call finds the previous one's
- * data there), divided by B; and as triton's do_bench times (the method of
- * ../shared/ANCHORS.md's figures), B calls each between two events of its
- * own after a 256 MB memset that empties the L2, the GPU kept busy, the
- * mean of the B.  Both plans are compiled (and
- * tuned) first; then the three are sampled in turn, one sample of each a
- * round, so that each sees the GPU in the same state (its clock under the
- * power limit).  The skinny graph is also set
+ * data there), divided by B; and as triton's do_bench times (how the
+ * reference figures of cuBLAS and torch.compile on the same GPU were
+ * taken), B calls each between two events of its own after a 256 MB
+ * memset that empties the L2, the GPU kept busy, the mean of the B.  Both
+ * plans are compiled (and tuned) first; then the three are sampled in
+ * turn, one sample of each a round, so that each sees the GPU in the same
+ * state (its clock under the power limit).  The skinny graph is also set
  * against the bytes-moved limit at the device-to-device copy bandwidth
  * measured here, and against a copy of as many bytes.
  * KFUSE_BENCH_SUSTAIN=S: then each of them alone, back to back for S
