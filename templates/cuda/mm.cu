@@ -668,8 +668,6 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _slice32)(const kf_bufs &B, int64_t b, uint32
     for (int i = 0; i < 4; i++) KF_MM_CAT(KF_MM_FN, _st8)<true>(B, b, w + 8 * i, rw + ra + 4 * i, n);
 }
 #endif
-#endif
-#if KF_MM_WGMMA == 6 && KF_MM_EPI8
 /* The epilogue through shared memory (KF_MM_WGMMA 6, the warp-specialised
  * kernel otherwise): each consumer warp rounds its 16 x BN accumulators to
  * the product's dtype and puts them, 64 columns at a time, into a 2 KB

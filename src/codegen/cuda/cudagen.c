@@ -512,10 +512,11 @@ static bool reads_rows(kf_cg *c, const kf_node *n, int depth)
     return false;
 }
 
-/* kf_k<id>_epilogue8 (rows 1) or _epilogue16 (rows 2: rows m and m1) for
- * the stored outputs st: see gen_epilogue8.  pre: the accumulators come
- * already rounded to the product's dtype (kf_k<id>_epilogue8r / 16r: the
- * rounding is not done again). */
+/* kf_k<id>_epilogue8 (rows 1), _epilogue16 (rows 2: rows m and m1) or
+ * _epilogue32 (rows 4: m to m3) for the stored outputs st: see
+ * gen_epilogue8.  pre: the accumulators come already rounded to the
+ * product's dtype (kf_k<id>_epilogue8r / 16r / 32r: the rounding is not
+ * done again). */
 static void epilogue_rows(cuda_gen *G, kf_buf *fused, kf_node *const *st, int nst, int rows, bool pre)
 {
     kf_cg *c = &G->c;
@@ -572,7 +573,7 @@ static void epilogue_rows(cuda_gen *G, kf_buf *fused, kf_node *const *st, int ns
  * function, all the loads of both first.  Only where N % 8 == 0 and every
  * stored output is laid out as the product (its shape): returns 0, emitting
  * nothing, otherwise (the template then calls the scalar epilogue); else 1,
- * or 2 with the two-row function. */
+ * or 2 with the two-row function (and the four-row kf_k<id>_epilogue32r). */
 static int gen_epilogue8(cuda_gen *G, kf_buf *fused, int64_t N)
 {
     kf_cg *c = &G->c;
@@ -656,10 +657,9 @@ static void gen_template(cuda_gen *G, kf_buf *out)
                               "#define KF_MM_STORE8R(B, b, m, n, v) kf_k%d_epilogue8r(B, b, m, n, v)\n", id, id);
     if (epi8 == 2)
         kf_buf_printf(&fused, "#define KF_MM_STORE16(B, b, m, m1, n, v) kf_k%d_epilogue16(B, b, m, m1, n, v)\n"
-                              "#define KF_MM_STORE16R(B, b, m, m1, n, v) kf_k%d_epilogue16r(B, b, m, m1, n, v)\n", id, id);
-    if (epi8 == 2)
-        kf_buf_printf(&fused, "#define KF_MM_STORE32R(B, b, m, m1, m2, m3, n, v) "
-                              "kf_k%d_epilogue32r(B, b, m, m1, m2, m3, n, v)\n", id);
+                              "#define KF_MM_STORE16R(B, b, m, m1, n, v) kf_k%d_epilogue16r(B, b, m, m1, n, v)\n"
+                              "#define KF_MM_STORE32R(B, b, m, m1, m2, m3, n, v) "
+                              "kf_k%d_epilogue32r(B, b, m, m1, m2, m3, n, v)\n", id, id, id);
     /* the epilogue straight from the accumulator fragments (measured faster
      * on the H100: gelu+res 0.44 ms against 0.57 through shared memory);
      * KFUSE_CUDA_MM_EPI=smem stages the tile for coalesced stores instead */
