@@ -627,54 +627,38 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _stg_epi)(const kf_bufs &B, int64_t b, uint32
 #error "the epilogue through shared memory: TMA producers"
 #endif
 #if KF_MM_WGMMA == 6 && KF_MM_EPI8
-/* The epilogue of rows ra and ra + 8 of a consumer warp's 2 KB slice at sl
- * (see kf_put64; the product's rows rw + ra and rw + ra + 8), the 8
- * columns of chunk c (the product's n to n + 7), from values already
- * rounded (KF_MM_STORE16R / 8R). */
-KF_INLINE void KF_MM_CAT(KF_MM_FN, _slice16)(const kf_bufs &B, int64_t b, uint32_t sl, int ra, int c, int64_t rw,
-                                             int64_t n)
+/* The epilogue of R rows of a consumer warp's 2 KB slice at sl (see
+ * kf_put64), rows ra + 16 / R * i for i < R (the product's rows rw + those),
+ * the 8 columns of chunk c (the product's n to n + 7), from values already
+ * rounded: with R 4, one KF_MM_STORE32R call where all are inside (every
+ * load of the four rows issued before any of their math), else row by
+ * row (KF_MM_STORE8R). */
+template <int R>
+KF_INLINE void KF_MM_CAT(KF_MM_FN, _slice)(const kf_bufs &B, int64_t b, uint32_t sl, int ra, int c, int64_t rw,
+                                           int64_t n)
 {
-    const int rb = ra + 8;
-    float w[16];
-    kf_ld_shared16_t<KF_MM_BF16>(sl + ra * 128 + ((c ^ (ra & 7)) << 4), w);
-    kf_ld_shared16_t<KF_MM_BF16>(sl + rb * 128 + ((c ^ (rb & 7)) << 4), w + 8);
-    const int64_t ma = rw + ra, mb = rw + rb;
-#ifdef KF_MM_STORE16R
-    if (mb < KF_MM_M && n + 8 <= KF_MM_N) {
-        KF_MM_STORE16R(B, b, ma, mb, n, w);
-        return;
-    }
-#endif
-    KF_MM_CAT(KF_MM_FN, _st8)<true>(B, b, w, ma, n);
-    KF_MM_CAT(KF_MM_FN, _st8)<true>(B, b, w + 8, mb, n);
-}
-#ifdef KF_MM_STORE32R
-/* _slice16 for rows ra, ra + 4, ra + 8 and ra + 12 in one epilogue call
- * (KF_MM_STORE32R), all their loads issued before any of their math */
-KF_INLINE void KF_MM_CAT(KF_MM_FN, _slice32)(const kf_bufs &B, int64_t b, uint32_t sl, int ra, int c, int64_t rw,
-                                             int64_t n)
-{
-    float w[32];
+    float w[8 * R];
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const int r = ra + 4 * i;
+    for (int i = 0; i < R; i++) {
+        const int r = ra + 16 / R * i;
         kf_ld_shared16_t<KF_MM_BF16>(sl + r * 128 + ((c ^ (r & 7)) << 4), w + 8 * i);
     }
-    if (rw + ra + 12 < KF_MM_M && n + 8 <= KF_MM_N) {
+#ifdef KF_MM_STORE32R
+    if (R == 4 && rw + ra + 12 < KF_MM_M && n + 8 <= KF_MM_N) {
         KF_MM_STORE32R(B, b, rw + ra, rw + ra + 4, rw + ra + 8, rw + ra + 12, n, w);
         return;
     }
-#pragma unroll
-    for (int i = 0; i < 4; i++) KF_MM_CAT(KF_MM_FN, _st8)<true>(B, b, w + 8 * i, rw + ra + 4 * i, n);
-}
 #endif
+#pragma unroll
+    for (int i = 0; i < R; i++) KF_MM_CAT(KF_MM_FN, _st8)<true>(B, b, w + 8 * i, rw + ra + 16 / R * i, n);
+}
 /* The epilogue through shared memory (KF_MM_WGMMA 6, the warp-specialised
  * kernel otherwise): each consumer warp rounds its 16 x BN accumulators to
  * the product's dtype and puts them, 64 columns at a time, into a 2 KB
  * slice of its own (16 rows of 128 bytes, 16-byte chunks XOR-swizzled by
  * row) with stmatrix, which takes the accumulators' layout as it is; then
- * each lane reads 8 consecutive columns of rows r and r + 8 and runs the
- * epilogue on them from values already rounded (KF_MM_STORE8R / 16R),
+ * each lane reads 8 consecutive columns of rows r, r + 4, r + 8 and r + 12
+ * and runs the epilogue on them from values already rounded (_slice),
  * where the 8-wide epilogue otherwise transposes the values through
  * shuffles and selects (four instructions an element) and rounds them.  A
  * warp's stores then cover 4 rows x 64 columns. */
@@ -689,10 +673,10 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _wg_epi_smem)(const kf_bufs &B, int64_t b, co
         kf_put64<KF_MM_BF16>(d, k, lane, stg);
         __syncwarp();
 #ifdef KF_MM_STORE32R
-        KF_MM_CAT(KF_MM_FN, _slice32)(B, b, stg, r0, c, rw, n0 + 64 * k + 8 * c);
+        KF_MM_CAT(KF_MM_FN, _slice)<4>(B, b, stg, r0, c, rw, n0 + 64 * k + 8 * c);
 #else
 #pragma unroll
-        for (int p = 0; p < 2; p++) KF_MM_CAT(KF_MM_FN, _slice16)(B, b, stg, r0 + 4 * p, c, rw, n0 + 64 * k + 8 * c);
+        for (int p = 0; p < 2; p++) KF_MM_CAT(KF_MM_FN, _slice)<2>(B, b, stg, r0 + 4 * p, c, rw, n0 + 64 * k + 8 * c);
 #endif
         __syncwarp(); /* every lane's reads done before the next columns land */
     }

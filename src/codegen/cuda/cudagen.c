@@ -515,8 +515,8 @@ static bool reads_rows(kf_cg *c, const kf_node *n, int depth)
 /* kf_k<id>_epilogue8 (rows 1), _epilogue16 (rows 2: rows m and m1) or
  * _epilogue32 (rows 4: m to m3) for the stored outputs st: see
  * gen_epilogue8.  pre: the accumulators come already rounded to the
- * product's dtype (kf_k<id>_epilogue8r / 16r / 32r: the rounding is not
- * done again). */
+ * product's dtype (kf_k<id>_epilogue8r / 32r: the rounding is not done
+ * again). */
 static void epilogue_rows(cuda_gen *G, kf_buf *fused, kf_node *const *st, int nst, int rows, bool pre)
 {
     kf_cg *c = &G->c;
@@ -594,12 +594,12 @@ static int gen_epilogue8(cuda_gen *G, kf_buf *fused, int64_t N)
      * (the skinny silu graph's two-blocks kernel 0.0340 ms against 0.0272) */
     bool rows2 = false;
     for (int i = 0; i < c->k->nroots; i++) rows2 = rows2 || reads_rows(c, c->k->roots[i], 0);
-    for (int pre = 0; pre < 2; pre++)
-        for (int rows = 1; rows <= (rows2 ? 2 : 1); rows++) epilogue_rows(G, fused, st, nst, rows, pre);
-    /* and four rows a call (rows m, m + 4, m + 8, m + 12) for the epilogue
-     * through shared memory: twice the loads in flight before the math
-     * (measured on the H200: relu + res 4096^3 0.196-0.197 ms against
-     * 0.202 with two rows) */
+    for (int rows = 1; rows <= (rows2 ? 2 : 1); rows++) epilogue_rows(G, fused, st, nst, rows, false);
+    /* from values already rounded (the epilogue through shared memory):
+     * one row, or four a call (rows m, m + 4, m + 8, m + 12): twice the
+     * loads in flight before the math of two (measured on the H200: relu +
+     * res 4096^3 0.196-0.197 ms against 0.202 with two rows) */
+    epilogue_rows(G, fused, st, nst, 1, true);
     if (rows2) epilogue_rows(G, fused, st, nst, 4, true);
     return c->ctx->status != KF_OK ? 0 : rows2 ? 2 : 1;
 }
@@ -657,9 +657,8 @@ static void gen_template(cuda_gen *G, kf_buf *out)
                               "#define KF_MM_STORE8R(B, b, m, n, v) kf_k%d_epilogue8r(B, b, m, n, v)\n", id, id);
     if (epi8 == 2)
         kf_buf_printf(&fused, "#define KF_MM_STORE16(B, b, m, m1, n, v) kf_k%d_epilogue16(B, b, m, m1, n, v)\n"
-                              "#define KF_MM_STORE16R(B, b, m, m1, n, v) kf_k%d_epilogue16r(B, b, m, m1, n, v)\n"
                               "#define KF_MM_STORE32R(B, b, m, m1, m2, m3, n, v) "
-                              "kf_k%d_epilogue32r(B, b, m, m1, m2, m3, n, v)\n", id, id, id);
+                              "kf_k%d_epilogue32r(B, b, m, m1, m2, m3, n, v)\n", id, id);
     /* the epilogue straight from the accumulator fragments (measured faster
      * on the H100: gelu+res 0.44 ms against 0.57 through shared memory);
      * KFUSE_CUDA_MM_EPI=smem stages the tile for coalesced stores instead */
@@ -744,7 +743,7 @@ static void gen_template(cuda_gen *G, kf_buf *out)
     }
     kf_buf_puts(out, "#undef KF_MM_TC\n#undef KF_MM_BF16\n#undef KF_MM_T\n#undef KF_MM_BATCH\n#undef KF_MM_M\n"
                      "#undef KF_MM_N\n#undef KF_MM_K\n#undef KF_MM_DIRECT_EPI\n#undef KF_MM_LOAD_A\n#undef KF_MM_LOAD_B\n#undef KF_MM_STORE\n"
-                     "#undef KF_MM_EPI8\n#undef KF_MM_STORE8\n#undef KF_MM_STORE16\n#undef KF_MM_STORE8R\n#undef KF_MM_STORE16R\n#undef KF_MM_STORE32R\n");
+                     "#undef KF_MM_EPI8\n#undef KF_MM_STORE8\n#undef KF_MM_STORE16\n#undef KF_MM_STORE8R\n#undef KF_MM_STORE32R\n");
     for (int op = 0; op < 2; op++)
         if (raw[op])
             kf_buf_printf(out, "#undef KF_MM_%c_RAW_T\n#undef KF_MM_LOAD_%c_RAW\n%s", op ? 'B' : 'A', op ? 'B' : 'A',
