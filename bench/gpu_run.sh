@@ -98,8 +98,14 @@ if has cfgs; then
     printf 'input a : bf16[1000, 72]\ninput b : bf16[72, 128]\ninput r : bf16[1000, 128]\ny = add(gelu(matmul(a, b)), r)\noutput y\n' >"$d/t17.kf"
     printf 'input a : f16[130, 136]\ninput b : f16[136, 256]\ninput bias : f16[256]\ny = sigmoid(add(matmul(a, b), bias))\noutput y\n' >"$d/t18.kf"
     printf 'input a : f16[70000, 200]\ninput b : f16[200, 72]\ninput bias : f16[72]\ny = relu(add(matmul(a, b), bias))\noutput y\n' >"$d/t19.kf"
+    # the transposed kernel (an 8-bit weight from registers): a residual
+    # (four rows a call), M, N and K off the tile, many tiles a block; a scale
+    # a row of the weight; an unsigned weight with a zero point
+    printf 'input a : f16[600, 520]\ninput wq : i8[520, 400]\ninput scale : f16[400]\ninput r : f16[600, 400]\ny = add(relu(matmul(a, mul(cast(wq, dtype=f16), scale))), r)\noutput y\n' >"$d/t20.kf"
+    printf 'input a : f16[300, 264]\ninput wq : i8[264, 256]\ninput s : f16[264, 1]\ninput bias : f16[256]\ny = add(matmul(a, mul(cast(wq, dtype=f16), s)), bias)\noutput y\n' >"$d/t21.kf"
+    printf 'input a : f16[4200, 136]\ninput wq : u8[136, 1280]\ninput zp : f16[1280]\ninput s : f16[1280]\ny = matmul(a, mul(sub(cast(wq, dtype=f16), zp), s))\noutput y\n' >"$d/t22.kf"
     : >"$OUT/cfgs.log"; nc=0; nbad=0
-    for i in ${CFGS:-0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25}; do
+    for i in ${CFGS:-0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26}; do
         for f in "$d"/t*.kf; do
             nc=$((nc + 1))
             if KFUSE_CUDA_MM_CFG=$i timeout 25 "$B/kfuse" run "$f" --check --device cuda >>"$OUT/cfgs.log" 2>&1; then :

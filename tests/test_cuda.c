@@ -199,6 +199,26 @@ static void raw_graph(kf_ctx *ctx, kf_dtype dt, const char *want)
     check_built(ctx, g, "mm_raw", dt, want, true);
 }
 
+/* The transposed kernel (wgmma 7: an 8-bit weight from registers): a
+ * scale a column, a scale a row (pairs of two loads), an unsigned weight
+ * with a zero point, a residual epilogue (four rows a call), K and N off
+ * the tile; want: in the fused source. */
+static void rt_graph(kf_ctx *ctx, const char *want)
+{
+    kf_graph *g = kf_graph_new(ctx);
+    kf_node *a = in(g, "a", KF_F16, 2, (int64_t[]){300, 200});
+    kf_node *w8 = in(g, "w8", KF_I8, 2, (int64_t[]){200, 272});
+    kf_node *sc = in(g, "sc", KF_F16, 1, (int64_t[]){272});
+    kf_node *sk = in(g, "sk", KF_F16, 2, (int64_t[]){200, 1});
+    kf_node *u8 = in(g, "u8", KF_U8, 2, (int64_t[]){200, 272});
+    kf_node *zp = in(g, "zp", KF_F16, 1, (int64_t[]){272});
+    kf_node *res = in(g, "res", KF_F16, 2, (int64_t[]){300, 272});
+    kf_output(g, kf_binary(g, "add", kf_matmul(g, a, kf_binary(g, "mul", kf_cast(g, w8, KF_F16), sc)), res));
+    kf_output(g, kf_matmul(g, a, kf_binary(g, "mul", kf_cast(g, w8, KF_F16), sk)));
+    kf_output(g, kf_matmul(g, a, kf_binary(g, "mul", kf_binary(g, "sub", kf_cast(g, u8, KF_F16), zp), sc)));
+    check_built(ctx, g, "mm_rt", KF_F16, want, true);
+}
+
 static kf_node *comp(kf_graph *g, const char *op, int nin, kf_node **v, int64_t axis, kf_node **res)
 {
     kf_attrs a = {.naxes = 1, .axes = {axis}};
@@ -449,6 +469,9 @@ int main(int argc, char **argv)
     raw_graph(ctx, KF_F16, "#define KF_MM_B_RAW 2\n#define KF_MM_LOAD_B_H2(\nkf_h2_mul(raw, ");
     setenv("KFUSE_CUDA_MM_CFG", "16", 1);
     raw_graph(ctx, KF_BF16, "#define KF_MM_A_RAW 3");
+    setenv("KFUSE_CUDA_MM_CFG", "26", 1);
+    rt_graph(ctx, "256x128x64 wgmma-rt s5\n#define KF_MM_LOAD_B_H2K(\nkf_h2_pack(\n#define KF_MM_STORE32R(\n"
+                  "#define KF_MM_B_RAW_T uint8_t");
     unsetenv("KFUSE_CUDA_MM_CFG");
     compile_mode = mode;
     rownorm_graph(KF_F32);

@@ -1041,16 +1041,18 @@ void kf_cg_mm_prologue_raw(kf_cg *c, kf_buf *out, int op, const kf_node *src, co
     mm_prologue(c, out, op, table, batch, src);
 }
 
-/* ---- packed f16 prologues: two neighbours along the operand's rows at once ---- */
+/* ---- packed f16 prologues: two neighbours at once, along the operand's
+ * rows (ix, ix + 1 in the last dim) or, with down, down its columns (ix and
+ * ix1, one row further) ---- */
 typedef struct h2_walk {
     kf_cg *c;
     const kf_node *x, *src;
-    kf_idx ix;
-    bool ok;
+    kf_idx ix, ix1;
+    bool down, ok;
 } h2_walk;
 
-/* n's value at the pair (ix, ix + 1 in the last dim) as f16x2 bits, or
- * w->ok false where the chain holds what the packed ops do not cover. */
+/* n's value at the pair as f16x2 bits, or w->ok false where the chain holds
+ * what the packed ops do not cover. */
 static const char *h2_gen(h2_walk *w, const kf_node *n, int depth)
 {
     kf_cg *c = w->c;
@@ -1068,8 +1070,15 @@ static const char *h2_gen(h2_walk *w, const kf_node *n, int depth)
         /* a buffer: a pair of neighbours, or one value broadcast along the rows */
         kf_idx yi = kf_cg_bcast_idx(n, &w->ix);
         const char *at = kf_cg_fmt(c, "%s[%s]", kf_cg_ptr(c, n, false), kf_cg_linear(c, n, &yi));
-        if (n->ndim > 0 && n->shape[n->ndim - 1] != 1) kf_emit(c->body, "const uint32_t %s = *(const uint32_t *)&%s;", v, at);
-        else kf_emit(c->body, "const uint32_t %s = kf_h2_dup(%s);", v, at);
+        if (w->down && n->ndim > 1 && n->shape[n->ndim - 2] != 1) {
+            kf_idx y1 = kf_cg_bcast_idx(n, &w->ix1);
+            kf_emit(c->body, "const uint32_t %s = kf_h2_pack(%s, %s[%s]);", v, at, kf_cg_ptr(c, n, false),
+                    kf_cg_linear(c, n, &y1));
+        } else if (!w->down && n->ndim > 0 && n->shape[n->ndim - 1] != 1) {
+            kf_emit(c->body, "const uint32_t %s = *(const uint32_t *)&%s;", v, at);
+        } else {
+            kf_emit(c->body, "const uint32_t %s = kf_h2_dup(%s);", v, at);
+        }
         return v;
     }
     if (!same_shape(n, w->x)) goto fail;
@@ -1084,20 +1093,23 @@ fail:
     return "0u";
 }
 
-bool kf_cg_mm_prologue_h2(kf_cg *c, kf_buf *out, int op, const kf_node *src, const char *table, const char *batch)
+bool kf_cg_mm_prologue_h2(kf_cg *c, kf_buf *out, int op, const kf_node *src, const char *table, const char *batch,
+                          bool down)
 {
     kf_node *mm = c->k->anchor, *x = mm->in[op];
-    if (mm->dtype != KF_F16 || x->dtype != KF_F16 || x->shape[x->ndim - 1] % 2) return false;
+    if (mm->dtype != KF_F16 || x->dtype != KF_F16 || (!down && x->shape[x->ndim - 1] % 2)) return false;
     kf_buf body;
     kf_cg_begin_fn(c, &body);
-    h2_walk w = {c, x, src, operand_idx(c, op), true};
+    h2_walk w = {c, x, src, operand_idx(c, op), {0}, down, true};
+    w.ix1 = w.ix;
+    w.ix1.e[x->ndim - 2] = op == 0 ? "(m + 1)" : "(k + 1)";
     kf_emit(c->body, "return %s;", h2_gen(&w, x, 0));
     if (!w.ok) {
         kf_buf_free(&body);
         return false;
     }
     kf_cg_end_fn(c, out, &body,
-                 kf_cg_fmt(c, "KF_INLINE uint32_t kf_k%d_prologue_%c_h2(%s B, %s b, %s, uint32_t raw)", c->k->id,
-                           op == 0 ? 'a' : 'b', table, batch, operand_params(op)));
+                 kf_cg_fmt(c, "KF_INLINE uint32_t kf_k%d_prologue_%c_h2%s(%s B, %s b, %s, uint32_t raw)", c->k->id,
+                           op == 0 ? 'a' : 'b', down ? "k" : "", table, batch, operand_params(op)));
     return c->ctx->status == KF_OK;
 }

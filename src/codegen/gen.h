@@ -137,9 +137,11 @@ void kf_cg_mm_prologue_raw(kf_cg *c, kf_buf *out, int op, const kf_node *src, co
  * muls of f16 values over src (f16, or an 8-bit integer cast to f16):
  * kf_kN_prologue_a|b_h2(TABLE B, BATCH b, i, j, uint32_t raw), the f16x2
  * values at (i, j) and (i, j + 1) from the staged pair raw (src's, or its
- * cast's), bit for bit the scalar loader's.  False (nothing written) where
- * the chain holds anything else. */
-bool kf_cg_mm_prologue_h2(kf_cg *c, kf_buf *out, int op, const kf_node *src, const char *table, const char *batch);
+ * cast's), bit for bit the scalar loader's; with down,
+ * kf_kN_prologue_a|b_h2k(...), the values at (i, j) and (i + 1, j).  False
+ * (nothing written) where the chain holds anything else. */
+bool kf_cg_mm_prologue_h2(kf_cg *c, kf_buf *out, int op, const kf_node *src, const char *table, const char *batch,
+                          bool down);
 /* Can the template read operand op (0: a, 1: b) of the kernel's mm in place:
  * no prologue, of dtype dt, its own buffer (computed elsewhere, not a view),
  * batch dims those of the product or none, rows a multiple of align

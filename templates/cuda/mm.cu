@@ -198,6 +198,16 @@ template <int BF16> KF_INLINE void kf_wgmma_n256(float *d, uint64_t da, uint64_t
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]), "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]), "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
                  : "l"(da), "l"(db), "r"(1));
 }
+/* The same with A from registers (a: this thread's four f16x2 fragment
+ * registers of a 64 x 16 A, as mma.sync's m16n8k16 A fragment a warp) and
+ * B K-major (no transpose): the transposed kernel's (KF_MM_WGMMA 7) */
+KF_INLINE void kf_wgmma_n256_ra(float *d, const uint32_t *a, uint64_t db)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %133, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, {%128, %129, %130, %131}, %132, p, 1, 1, 0;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]), "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]), "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+}
 /* A warpgroup thread's accumulators of the 8-column groups 4t .. 4t + 3, row
  * half h, as kf_quad_t8 takes them */
 KF_INLINE void kf_wg_group(const float *d, int t, int h, float (&x)[4][2])
@@ -480,6 +490,24 @@ KF_INLINE void kf_stmatrix_x4(uint32_t addr, const uint32_t *r)
                  "r"(r[2]), "r"(r[3])
                  : "memory");
 }
+/* kf_stmatrix_x4 transposed: lane l's address is that of column l % 8 of
+ * matrix l / 8, whose 8 rows land there in order */
+KF_INLINE void kf_stmatrix_x4_t(uint32_t addr, const uint32_t *r)
+{
+    asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(r[0]),
+                 "r"(r[1]), "r"(r[2]), "r"(r[3])
+                 : "memory");
+}
+KF_INLINE uint32_t kf_ld_shared_u16(uint32_t src)
+{
+    unsigned short v;
+    asm volatile("ld.shared.u16 %0, [%1];\n" : "=h"(v) : "r"(src));
+    return v;
+}
+KF_INLINE void kf_ld_shared_v2(uint32_t src, uint32_t *u)
+{
+    asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];\n" : "=r"(u[0]), "=r"(u[1]) : "r"(src));
+}
 /* A consumer warp's accumulators d (its 16 rows of the wgmma fragments)
  * of columns 64 k to 64 k + 63, rounded to 16 bits (bf16 where BF16, else
  * f16), put with stmatrix, which takes the fragments' layout as it is,
@@ -585,7 +613,13 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _stg_epi)(const kf_bufs &B, int64_t b, uint32
  * kernel within L, whatever setmaxnreg says (a consumer's wgmma failed to
  * assemble with L = 80), so the split only hands the hardware's registers
  * over.  KF_MM_NPRO must match the launch (ws_launch in cudagen.c). */
-#if KF_MM_CTAS == 2
+#if KF_MM_WGMMA == 7
+/* the transposed kernel: one producer thread (TMA), two consumer warpgroups */
+#define KF_MM_NPRO 1
+#define KF_MM_PRODUCER_REGS 40
+#define KF_MM_CONSUMER_REGS 232
+#define KF_MM_WS_G 1
+#elif KF_MM_CTAS == 2
 /* two blocks a multiprocessor: the producer is one warp after the consumer
  * warpgroups, no setmaxnreg (ptxas compiles all the code within the
  * launch's register count, at most 112 here) */
@@ -867,6 +901,206 @@ extern "C" __global__ void __launch_bounds__(384, 1)
 #pragma unroll
         for (int i = 0; i < NACC; i++) kf_reg_fence(d[i]);
         KF_MM_CAT(KF_MM_FN, _wg_epi)<BN>(B, 0, d, t * 64, 0, lane);
+    }
+}
+#elif KF_MM_WGMMA == 7
+/* ---------------------------------------------------------------- Hopper: register A, transposed
+ * For a product whose B is an 8-bit weight with a packed prologue along k
+ * (KF_MM_LOAD_B_H2K: a @ (cast(wq) * scale)), one batch.  Raw staging
+ * (above) converts such a weight shared memory to shared memory and is
+ * bound by shared memory's bandwidth; here the product is computed
+ * transposed, C^T = B^T A^T, so that the weight is wgmma's A operand,
+ * which may come from registers.  A stage holds A's tile (BM = 256 rows of
+ * 64 k by TMA, as for the other kernels: the transposed product's B,
+ * K-major) and the weight's (64 k rows of BN = 128 bytes by TMA, 128-byte
+ * swizzle).  Each of the two consumer warpgroups computes 64 n x 256 m of
+ * the block's 256 x 128 output tile: a thread reads its own fragment values
+ * of the weight from the stage (four 2-byte loads a k step of 16, free of
+ * bank conflicts under the swizzle), converts them exactly to f16
+ * (kf_raw_h2) and applies the prologue to pairs along k.  A warp's fragment
+ * row g (and g + 8) is the weight's column 2g (and 2g + 1) of the warp's
+ * 16, so that a thread's two columns are neighbours in one load; the
+ * accumulators' rows follow.  A stage's fragments are read by its products
+ * while the next stage's are built: two register sets, taken in turn.  The
+ * epilogue goes through each consumer warp's 2 KB slice (_rt_epi). */
+#if !(defined(KF_MM_A_TMA) && defined(KF_MM_B_RAW) && defined(KF_MM_LOAD_B_H2K) && KF_MM_BATCH == 1 && \
+      KF_MM_EPI8 && !KF_MM_BF16)
+#error "register A: A by TMA, an 8-bit B with a packed prologue along k, one batch, f16, the 8-wide epilogue"
+#endif
+/* A stage's weight fragments f (4 k steps of 16, 4 registers each) of this
+ * thread's columns n and n + 1 (nl, nl + 1 of the tile's 128), from the
+ * stage's weight tile at sw, k0 its first k; t4 = lane % 4.  IN: every k
+ * and n inside, else zeros outside. */
+template <bool IN>
+KF_INLINE void KF_MM_CAT(KF_MM_FN, _rt_frag)(const kf_bufs &B, uint32_t (&f)[16], uint32_t sw, int64_t k0, int64_t n,
+                                             int nl, int t4)
+{
+    typedef KF_MM_B_RAW_T T;
+    uint32_t L[4][4]; /* k step kk: rows ka, ka + 1, ka + 8, ka + 9 (ka = 16 kk + 2 t4), columns nl, nl + 1 */
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++)
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            const int kr = 16 * kk + 2 * t4 + (q & 1) + 8 * (q >> 1);
+            L[kk][q] = kf_ld_shared_u16(sw + kr * 128 + ((((nl >> 4) ^ (kr & 7)) << 4) | (nl & 15)));
+        }
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) {
+        /* bytes (ka, nl), (ka + 1, nl), (ka, nl + 1), (ka + 1, nl + 1); then ka + 8 */
+        const uint32_t u[2] = {__byte_perm(L[kk][0], L[kk][1], 0x5140), __byte_perm(L[kk][2], L[kk][3], 0x5140)};
+        uint32_t h[4];
+        kf_raw_h2<T>(u, h);
+#pragma unroll
+        for (int j = 0; j < 4; j++) { /* register j: row nl + j % 2, k from ka + 8 (j / 2) */
+            const int64_t k = k0 + 16 * kk + 2 * t4 + 8 * (j >> 1), nj = n + (j & 1);
+            if (IN) {
+                f[4 * kk + j] = KF_MM_LOAD_B_H2K(B, 0, k, nj, h[j]);
+            } else {
+                float v[2];
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const T raw = (T)(L[kk][(j >> 1) * 2 + e] >> (8 * (j & 1)));
+                    v[e] = k + e < KF_MM_K && nj < KF_MM_N ? (float)KF_MM_LOAD_B_RAW(B, 0, k + e, nj, raw) : 0.0f;
+                }
+                f[4 * kk + j] = kf_pack2<0>(v[0], v[1]);
+            }
+        }
+    }
+}
+/* The epilogue of a consumer warp's accumulators d: 16 n from nw (fragment
+ * row g is column 2g, row g + 8 column 2g + 1) by 256 m from m0, through
+ * its 2 KB slice sl, 64 m at a time.  stmatrix.trans puts them there as m
+ * rows of 32 bytes: the even columns' 16-byte chunk and the odd ones',
+ * swapped every 4 rows (no bank conflicts either way); each lane then takes
+ * 8 consecutive columns of rows r, r + 16, r + 32, r + 48 and runs the
+ * epilogue on them from values already rounded. */
+KF_INLINE void KF_MM_CAT(KF_MM_FN, _rt_epi)(const kf_bufs &B, const float *d, int64_t m0, int64_t nw, int lane,
+                                            uint32_t sl)
+{
+    const int hh = lane & 1, r0 = lane >> 1;
+#pragma unroll
+    for (int kq = 0; kq < 4; kq++) {
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            /* matrices i = 0..3: m group 2q + i / 2 (8 m), fragment row half i % 2 */
+            uint32_t r[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int j = 8 * kq + 2 * q + (i >> 1), h = i & 1;
+                r[i] = kf_pack2<0>(d[4 * j + 2 * h], d[4 * j + 2 * h + 1]);
+            }
+            const int i = lane >> 3, h = i & 1, row = 8 * (2 * q + (i >> 1)) + (lane & 7);
+            kf_stmatrix_x4_t(sl + row * 32 + ((h ^ ((row >> 2) & 1)) << 4), r);
+        }
+        __syncwarp();
+        float w[32];
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int row = r0 + 16 * i, sw = (row >> 2) & 1;
+            uint32_t ev[2], od[2]; /* columns 8 hh + 2c and + 1, c = 0..3 */
+            kf_ld_shared_v2(sl + row * 32 + (sw << 4) + 8 * hh, ev);
+            kf_ld_shared_v2(sl + row * 32 + ((sw ^ 1) << 4) + 8 * hh, od);
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                w[8 * i + 2 * c] = kf_h2f((uint16_t)(ev[c >> 1] >> (16 * (c & 1))));
+                w[8 * i + 2 * c + 1] = kf_h2f((uint16_t)(od[c >> 1] >> (16 * (c & 1))));
+            }
+        }
+        const int64_t m = m0 + 64 * kq + r0, n = nw + 8 * hh;
+#ifdef KF_MM_STORE32R
+        if (m + 48 < KF_MM_M && n + 8 <= KF_MM_N) {
+            KF_MM_STORE32R(B, 0, m, m + 16, m + 32, m + 48, n, w);
+        } else
+#endif
+        {
+#pragma unroll
+            for (int i = 0; i < 4; i++) KF_MM_CAT(KF_MM_FN, _st8)<true>(B, 0, w + 8 * i, m + 16 * i, n);
+        }
+        __syncwarp(); /* every lane's reads done before the next m land */
+    }
+}
+extern "C" __global__ void __launch_bounds__(384, 1)
+    KF_MM_FN(const __grid_constant__ kf_bufs B, const __grid_constant__ kf_tmap TA, const __grid_constant__ kf_tmap TB)
+{
+    enum { BM = KF_MM_BM, BN = KF_MM_BN, S = KF_MM_STAGES, A_BYTES = BM * 128, STAGE_BYTES = A_BYTES + 64 * BN };
+    static_assert(BM == 256 && BN == 128 && KF_MM_BK == 64 && S >= 2, "register A: 256 x 128 tiles");
+    extern __shared__ __align__(1024) unsigned char kf_smem[];
+    __shared__ __align__(8) uint64_t kf_bars[2 * S]; /* full, empty */
+    const int64_t M = KF_MM_M, N = KF_MM_N, K = KF_MM_K;
+    const int nm = (int)((M + BM - 1) / BM), nn = (int)((N + BN - 1) / BN), KT = (int)((K + 63) / 64);
+    const int64_t tiles = (int64_t)nm * nn;
+    const int wg = threadIdx.x >> 7, lane = threadIdx.x & 31;
+    const uint32_t sbase = (kf_smem_u32(kf_smem) + 1023u) & ~1023u;
+    const uint32_t full0 = kf_smem_u32(&kf_bars[0]), empty0 = kf_smem_u32(&kf_bars[S]);
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < S; s++) {
+            kf_mbar_init(full0 + 8 * s, 1);
+            kf_mbar_init(empty0 + 8 * s, 256);
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+    if (wg == 0) {
+        /* ---- the producer: one thread */
+        kf_setmaxnreg_dec<KF_MM_PRODUCER_REGS>();
+        if (threadIdx.x != 0) return;
+        int it = 0;
+        for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
+            int tm, tn;
+            kf_mm_tile((int)t, nm, nn, &tm, &tn, KF_MM_GROUP);
+            for (int kt = 0; kt < KT; kt++, it++) {
+                const int s = it % S;
+                if (it >= S) kf_mbar_wait(empty0 + 8 * s, ((it / S) - 1) & 1);
+                const uint32_t sa = sbase + s * STAGE_BYTES, full = full0 + 8 * s;
+                kf_mbar_arrive_expect(full, STAGE_BYTES);
+                kf_tma2(sa, TA, kt * 64, tm * BM, full);
+                kf_tma2(sa + A_BYTES, TB, tn * BN, kt * 64, full);
+            }
+        }
+        return;
+    }
+
+    /* ---- the consumers */
+    kf_setmaxnreg_inc<KF_MM_CONSUMER_REGS>();
+    const int cw = wg - 1, wq = (threadIdx.x >> 5) & 3, t4 = lane & 3;
+    const int nl = 64 * cw + 16 * wq + 2 * (lane >> 2);
+    const uint32_t sl = sbase + S * STAGE_BYTES + (uint32_t)(threadIdx.x / 32 - 4) * 2048;
+    int it = 0;
+    float d[BM / 2];
+    uint32_t f0[16], f1[16];
+    for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
+        int tm, tn;
+        kf_mm_tile((int)t, nm, nn, &tm, &tn, KF_MM_GROUP);
+        const int64_t m0 = (int64_t)tm * BM, n0 = (int64_t)tn * BN;
+#pragma unroll
+        for (int i = 0; i < BM / 2; i++) d[i] = 0.0f;
+        int pend = -1; /* the stage whose products are still in flight */
+        auto stage = [&](uint32_t(&f)[16], int kt) {
+            const int s = it % S;
+            kf_mbar_wait(full0 + 8 * s, (it / S) & 1);
+            const uint32_t sa = sbase + s * STAGE_BYTES;
+            const int64_t k0 = (int64_t)kt * 64;
+            if (n0 + BN <= N && k0 + 64 <= K) KF_MM_CAT(KF_MM_FN, _rt_frag)<true>(B, f, sa + A_BYTES, k0, n0 + nl, nl, t4);
+            else KF_MM_CAT(KF_MM_FN, _rt_frag)<false>(B, f, sa + A_BYTES, k0, n0 + nl, nl, t4);
+            const uint64_t db = kf_wg_desc(sa, 16, 1024);
+            kf_wg_fence();
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++) kf_wgmma_n256_ra(d, f + 4 * kk, db + kk * 2);
+            kf_wg_commit();
+            kf_wg_wait<1>();
+            if (pend >= 0) kf_mbar_arrive(empty0 + 8 * pend);
+            pend = s;
+            it++;
+        };
+        for (int kt = 0; kt < KT; kt += 2) {
+            stage(f0, kt);
+            if (kt + 1 < KT) stage(f1, kt + 1);
+        }
+        kf_wg_wait<0>();
+        if (pend >= 0) kf_mbar_arrive(empty0 + 8 * pend);
+#pragma unroll
+        for (int i = 0; i < BM / 2; i++) kf_reg_fence(d[i]);
+        KF_MM_CAT(KF_MM_FN, _rt_epi)(B, d, m0, n0 + 64 * cw + 16 * wq, lane, sl);
     }
 }
 #else

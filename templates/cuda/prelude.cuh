@@ -80,6 +80,7 @@ KF_INLINE float kf_round_bf(float x) { return kf_bf2f(kf_f2bf(x)); }
  * to f16: double rounding is harmless for +, -, * since 24 >= 2 * 11 + 2),
  * for the mm template's packed prologues */
 KF_INLINE uint32_t kf_h2_dup(uint16_t h) { return (uint32_t)h * 0x10001u; }
+KF_INLINE uint32_t kf_h2_pack(uint16_t lo, uint16_t hi) { return (uint32_t)lo | ((uint32_t)hi << 16); }
 KF_INLINE uint32_t kf_h2_add(uint32_t a, uint32_t b)
 {
     uint32_t r;

@@ -60,13 +60,14 @@ const kf_mm_cfg kf_mm_cfgs[] = {
     {64, 256, 64, 64, 256, 8, 5, 1, 0}, /* 23: streaming: B resident, 64-row tiles of A taken in turn */
     {128, 256, 64, 64, 256, 4, 6, 1, 0}, /* 24: warp-specialised, the epilogue through shared memory */
     {128, 256, 64, 64, 256, 4, 6, 1, 2}, /* 25: 24 with blocks in pairs (22's multicast) */
+    {256, 128, 64, 64, 128, 5, 7, 1, 0}, /* 26: an 8-bit weight's product transposed, the weight from registers */
 };
 const int kf_mm_ncfgs = (int)(sizeof kf_mm_cfgs / sizeof *kf_mm_cfgs);
 
 void kf_mm_cfg_name(int i, char *buf, size_t sz)
 {
     const kf_mm_cfg *f = &kf_mm_cfgs[i];
-    static const char *kind[] = {"", "wgmma", "wgmma-ws", "wgmma-ws-stg", "wgmma-pp", "wgmma-stream", "wgmma-ws-se"};
+    static const char *kind[] = {"", "wgmma", "wgmma-ws", "wgmma-ws-stg", "wgmma-pp", "wgmma-stream", "wgmma-ws-se", "wgmma-rt"};
     if (f->wgmma)
         snprintf(buf, sz, "%dx%dx%d %s s%d%s%s", f->bm, f->bn, f->bk, kind[f->wgmma], f->stages, f->ctas > 1 ? " x2" : "",
                  f->pair > 1 ? " c2" : "");
@@ -82,6 +83,9 @@ static unsigned cfg_smem(const kf_mm_cfg *f, bool direct_epi)
     /* the staged tile (3), or each consumer warp's 2 KB slice (6) */
     if (f->wgmma == 3) return pipe + 1024 + (unsigned)(f->bm * f->bn * 2);
     if (f->wgmma == 6) return pipe + 1024 + (unsigned)(f->bm / 16 * 2048);
+    /* register A: stages of A (bm x 64, f16) and the 8-bit B (64 x bn),
+     * then a 2 KB slice for each consumer warp (8) */
+    if (f->wgmma == 7) return (unsigned)(f->stages * (f->bm * 64 * 2 + 64 * f->bn)) + 1024 + 8 * 2048;
     if (f->wgmma) return pipe + 1024;
     unsigned epi = direct_epi ? 0 : (unsigned)(f->bm * (f->bn + 4) * 4);
     return pipe > epi ? pipe : epi;
@@ -93,6 +97,7 @@ typedef struct cuda_gen {
     kf_cuda_prog *out;
     int cap;
     bool small;            /* every tensor has < 2^31 elements: int indices */
+    bool rt;               /* this product can run transposed (wgmma 7) */
 } cuda_gen;
 
 static kf_cuda_call *add_launch(cuda_gen *G, const char *name, int64_t grid, unsigned block, unsigned smem)
@@ -152,7 +157,7 @@ static void decompose(cuda_gen *G, kf_idx *ix, const char *pfx, const char *f, i
 
 static unsigned cfg_threads(const kf_mm_cfg *f)
 {
-    if (f->wgmma == 5) return 384; /* a producer warpgroup, two consumers */
+    if (f->wgmma == 5 || f->wgmma == 7) return 384; /* a producer warpgroup, two consumers */
     if (f->wgmma >= 2) return (unsigned)((f->bm / 64) * 128 + (f->ctas > 1 ? 32 : 128)); /* producer warp(group) */
     return f->wgmma ? (unsigned)(f->bm / 64 * 128) : (unsigned)((f->bm / f->wm) * (f->bn / f->wn) * 32);
 }
@@ -304,10 +309,12 @@ static bool tma_fits(const kf_node *mm)
 static bool wg_ok(cuda_gen *G, const kf_mm_cfg *f, bool pa, bool pb)
 {
     if (G->t->sm_major != 9) return false;
+    if ((f->wgmma == 7) != (f->wgmma == 7 && G->rt)) return false;
     /* two blocks a multiprocessor, or ping-pong's 128 accumulators a
      * consumer thread: registers only for TMA producers; pairs multicast
      * TMA loads */
-    if ((f->ctas > 1 || f->wgmma >= 4 || f->pair > 1) && !(pa && pb && tma_fits(G->c.k->anchor))) return false;
+    if ((f->ctas > 1 || (f->wgmma >= 4 && f->wgmma != 7) || f->pair > 1) && !(pa && pb && tma_fits(G->c.k->anchor)))
+        return false;
     if (f->wgmma == 5) { /* streaming: B resident (one batch, N within the tile, K <= 256) */
         const kf_node *mm = G->c.k->anchor;
         int64_t batch = 1;
@@ -377,7 +384,7 @@ static void ws_launch(cuda_gen *G, kf_buf *out, kf_cuda_call *l, const kf_mm_cfg
     if (!tma_fits(mm)) a = b = NULL;
     /* producers: mm.cu */
     bool rw = raw && (raw[0] || raw[1]);
-    l->block[0] = f->ctas > 1 || f->wgmma == 5 ? cfg_threads(f)
+    l->block[0] = f->ctas > 1 || f->wgmma == 5 || f->wgmma == 7 ? cfg_threads(f)
                               : (unsigned)((f->bm / 64 + ((a && b) || rw || f->bn == 256 ? 1 : 2)) * 128);
     const kf_node *op[2] = {a, b};
     for (int i = 0; i < 2; i++) {
@@ -400,6 +407,7 @@ static void ws_launch(cuda_gen *G, kf_buf *out, kf_cuda_call *l, const kf_mm_cfg
         t->box[0] = !op[i] && i ? (unsigned)f->bn : 64;
         t->box[1] = i ? 64 : (unsigned)f->bm;
         t->box[2] = 1;
+        if (f->wgmma == 7 && i) t->swizzle = 3; /* the weight's rows of 128 bytes, read by its consumers */
         kf_buf_printf(out, "#define KF_MM_%c_%s %d\n", i ? 'B' : 'A', op[i] ? "TMA" : "RAW", t->rank);
     }
 }
@@ -631,11 +639,16 @@ static void gen_template(cuda_gen *G, kf_buf *out)
         kf_buf_printf(&fused, "#define KF_MM_%c_RAW_T %s\n", op ? 'B' : 'A', kf_cg_stype(raw[op]->dtype));
         kf_buf_printf(&fused, "#define KF_MM_LOAD_%c_RAW(B, b, i, j, raw) kf_k%d_prologue_%c_raw(B, b, i, j, raw)\n",
                       op ? 'B' : 'A', id, op ? 'b' : 'a');
-        h2[op] = kf_cg_mm_prologue_h2(c, &fused, op, raw[op], "const kf_bufs &", "kf_ix");
+        h2[op] = kf_cg_mm_prologue_h2(c, &fused, op, raw[op], "const kf_bufs &", "kf_ix", false);
         if (h2[op])
             kf_buf_printf(&fused, "#define KF_MM_LOAD_%c_H2(B, b, i, j, raw) kf_k%d_prologue_%c_h2(B, b, i, j, raw)\n",
                           op ? 'B' : 'A', id, op ? 'b' : 'a');
     }
+    /* the transposed kernel (wgmma 7): an 8-bit B source, its prologue
+     * packed in pairs down the columns (along k), one batch */
+    bool h2k = raw[1] && !raw[0] && kf_dtype_size(raw[1]->dtype) == 1 && mm->ndim == 2 && Bn->ndim == 2 &&
+               kf_cg_mm_prologue_h2(c, &fused, 1, raw[1], "const kf_bufs &", "kf_ix", true);
+    if (h2k) kf_buf_printf(&fused, "#define KF_MM_LOAD_B_H2K(B, b, i, j, raw) kf_k%d_prologue_b_h2k(B, b, i, j, raw)\n", id);
     kf_cg_begin_fn(c, &body);
     kf_idx oix = kf_cg_mm_idx(c, mm, mm, "m", "n");
     const char *av = "acc";
@@ -674,6 +687,7 @@ static void gen_template(cuda_gen *G, kf_buf *out)
      * TMA) need 16-byte rows */
     bool pa = tc && kf_cg_mm_operand_ptr(c, &fused, 0, mm->dtype, "uint16_t", 8);
     bool pb = tc && kf_cg_mm_operand_ptr(c, &fused, 1, mm->dtype, "uint16_t", 8);
+    G->rt = h2k && pa && epi8 && tma_fits(mm);
     char *fs = kf_buf_take(&fused);
     if (!fs) return;
     kf_buf_puts(out, fs);
@@ -724,7 +738,8 @@ static void gen_template(cuda_gen *G, kf_buf *out)
                 l->variant = v;
                 l->tuned = pick < 0;
                 snprintf(l->key, sizeof l->key, "%s", key);
-                if (f->wgmma >= 2) ws_launch(G, out, l, f, pa ? A : NULL, pb ? Bn : NULL, rw ? raw : NULL, tiles * batch, batch);
+                if (f->wgmma >= 2) ws_launch(G, out, l, f, pa ? A : NULL, pb ? Bn : NULL, rw || f->wgmma == 7 ? raw : NULL,
+                                            tiles * batch, batch);
             }
         } else {
             kf_buf_printf(out, "/* kfuse-tile: kernel %d simt 64x64x16 (%s) */\n", id, T);
@@ -748,6 +763,7 @@ static void gen_template(cuda_gen *G, kf_buf *out)
         if (raw[op])
             kf_buf_printf(out, "#undef KF_MM_%c_RAW_T\n#undef KF_MM_LOAD_%c_RAW\n%s", op ? 'B' : 'A', op ? 'B' : 'A',
                           !h2[op] ? "" : op ? "#undef KF_MM_LOAD_B_H2\n" : "#undef KF_MM_LOAD_A_H2\n");
+    if (h2k) kf_buf_puts(out, "#undef KF_MM_LOAD_B_H2K\n");
     if (pa) kf_buf_puts(out, "#undef KF_MM_A_PTR\n");
     if (pb) kf_buf_puts(out, "#undef KF_MM_B_PTR\n");
 }

@@ -55,7 +55,10 @@ typedef struct kf_mm_cfg {
                   streaming, B resident in shared memory, 64-row tiles of A
                   taken in turn by two consumers (TMA operands, one batch,
                   N <= 256, K <= 256); 6: 2's kernel with the epilogue
-                  through shared memory (stmatrix; TMA operands) */
+                  through shared memory (stmatrix; TMA operands); 7: the
+                  product transposed, an 8-bit B (a weight with a packed
+                  prologue) as wgmma's A operand from registers (bm x bn
+                  256 x 128, A by TMA, one batch) */
     int ctas;  /* with wgmma 2: blocks per multiprocessor (else 1); two
                   interleave one's epilogue with the other's products */
     int pair;  /* with wgmma 2: 2 puts blocks in clusters of two that share
