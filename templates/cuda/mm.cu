@@ -478,6 +478,19 @@ template <class T> KF_INLINE void kf_raw_h2(const uint32_t *u, uint32_t *h)
         h[2 * i + 1] = kf_h2_sub(__byte_perm(v, 0x64646464u, 0x4342), off);
     }
 }
+/* 8-bit raw values as f16x2 pairs down the columns: word u[i] holds bytes
+ * (k, n), (k, n + 1), (k + 1, n), (k + 1, n + 1); h[2i] is column n's
+ * pair, h[2i + 1] column n + 1's (kf_raw_h2's conversion) */
+template <class T> KF_INLINE void kf_raw_h2k(const uint32_t *u, uint32_t *h)
+{
+    const bool sgn = (T)-1 < 0;
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        const uint32_t v = sgn ? u[i] ^ 0x80808080u : u[i], off = sgn ? 0x64806480u : 0x64006400u;
+        h[2 * i] = kf_h2_sub(__byte_perm(v, 0x64646464u, 0x4240), off);
+        h[2 * i + 1] = kf_h2_sub(__byte_perm(v, 0x64646464u, 0x4341), off);
+    }
+}
 /* barrier 2 among the 128 producer threads only */
 KF_INLINE void kf_bar_producers() { asm volatile("bar.sync 2, 128;\n" ::: "memory"); }
 /* four 8 x 8 matrices of 16-bit values to shared memory: r[i] is this
@@ -497,12 +510,6 @@ KF_INLINE void kf_stmatrix_x4_t(uint32_t addr, const uint32_t *r)
     asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(r[0]),
                  "r"(r[1]), "r"(r[2]), "r"(r[3])
                  : "memory");
-}
-KF_INLINE uint32_t kf_ld_shared_u16(uint32_t src)
-{
-    unsigned short v;
-    asm volatile("ld.shared.u16 %0, [%1];\n" : "=h"(v) : "r"(src));
-    return v;
 }
 KF_INLINE void kf_ld_shared_v2(uint32_t src, uint32_t *u)
 {
@@ -914,15 +921,19 @@ extern "C" __global__ void __launch_bounds__(384, 1)
  * 64 k by TMA, as for the other kernels: the transposed product's B,
  * K-major) and the weight's (64 k rows of BN = 128 bytes by TMA, 128-byte
  * swizzle).  Each of the two consumer warpgroups computes 64 n x 256 m of
- * the block's 256 x 128 output tile: a thread reads its own fragment values
- * of the weight from the stage (four 2-byte loads a k step of 16, free of
- * bank conflicts under the swizzle), converts them exactly to f16
- * (kf_raw_h2) and applies the prologue to pairs along k.  A warp's fragment
- * row g (and g + 8) is the weight's column 2g (and 2g + 1) of the warp's
- * 16, so that a thread's two columns are neighbours in one load; the
- * accumulators' rows follow.  A stage's fragments are read by its products
- * while the next stage's are built: two register sets, taken in turn.  The
- * epilogue goes through each consumer warp's 2 KB slice (_rt_epi). */
+ * the block's 256 x 128 output tile: a warp reads its 16 columns of the
+ * weight's stage tile with two ldmatrix.trans of 16-bit pairs (each lane
+ * then holds columns n, n + 1 at rows k, k + 1: the fragment's values, a
+ * register a k step's pair), converts them exactly to f16 (kf_raw_h2k) and
+ * applies the prologue to pairs along k (_rt_frag).  A warp's fragment row
+ * g (and g + 8) is thus the weight's column 2g (and 2g + 1) of the warp's
+ * 16; the accumulators' rows follow.  A stage's fragments are read by its
+ * products while the next stage's are built: two register sets, taken in
+ * turn.  The epilogue goes through a slice of each consumer warpgroup
+ * (_rt_epi).  Measured on the H200 (a @ (cast(wq) * scale) 4096^3, one
+ * call): 0.189 ms, where 16 2-byte loads a stage instead of the ldmatrix
+ * took 0.200 and an epilogue through a slice a warp (16 columns, stores of
+ * 32 bytes a row) 0.200 (0.235 with a residual, against 0.200). */
 #if !(defined(KF_MM_A_TMA) && defined(KF_MM_B_RAW) && defined(KF_MM_LOAD_B_H2K) && KF_MM_BATCH == 1 && \
       KF_MM_EPI8 && !KF_MM_BF16)
 #error "register A: A by TMA, an 8-bit B with a packed prologue along k, one batch, f16, the 8-wide epilogue"
@@ -930,28 +941,29 @@ extern "C" __global__ void __launch_bounds__(384, 1)
 /* A stage's weight fragments f (4 k steps of 16, 4 registers each) of this
  * thread's columns n and n + 1 (nl, nl + 1 of the tile's 128), from the
  * stage's weight tile at sw, k0 its first k; t4 = lane % 4.  IN: every k
- * and n inside, else zeros outside. */
+ * and n inside, else zeros outside.  Words (k, n), (k, n + 1), (k + 1, n),
+ * (k + 1, n + 1) by ldmatrix.trans of 16-bit pairs: matrix i of pair p,
+ * rows 32 p + 8 i .. + 7, the 16 bytes of the warp's columns (conflict-free
+ * under the swizzle). */
 template <bool IN>
 KF_INLINE void KF_MM_CAT(KF_MM_FN, _rt_frag)(const kf_bufs &B, uint32_t (&f)[16], uint32_t sw, int64_t k0, int64_t n,
                                              int nl, int t4)
 {
     typedef KF_MM_B_RAW_T T;
-    uint32_t L[4][4]; /* k step kk: rows ka, ka + 1, ka + 8, ka + 9 (ka = 16 kk + 2 t4), columns nl, nl + 1 */
+    uint32_t W[2][4];
+    const int lane = threadIdx.x & 31, cb = nl >> 4;
 #pragma unroll
-    for (int kk = 0; kk < 4; kk++)
-#pragma unroll
-        for (int q = 0; q < 4; q++) {
-            const int kr = 16 * kk + 2 * t4 + (q & 1) + 8 * (q >> 1);
-            L[kk][q] = kf_ld_shared_u16(sw + kr * 128 + ((((nl >> 4) ^ (kr & 7)) << 4) | (nl & 15)));
-        }
+    for (int p = 0; p < 2; p++) {
+        const int kr = 32 * p + 8 * (lane >> 3) + (lane & 7);
+        kf_ldsm_x4_t(W[p], sw + kr * 128 + ((cb ^ (kr & 7)) << 4));
+    }
 #pragma unroll
     for (int kk = 0; kk < 4; kk++) {
-        /* bytes (ka, nl), (ka + 1, nl), (ka, nl + 1), (ka + 1, nl + 1); then ka + 8 */
-        const uint32_t u[2] = {__byte_perm(L[kk][0], L[kk][1], 0x5140), __byte_perm(L[kk][2], L[kk][3], 0x5140)};
+        const uint32_t *u = W[kk >> 1] + 2 * (kk & 1);
         uint32_t h[4];
-        kf_raw_h2<T>(u, h);
+        kf_raw_h2k<T>(u, h);
 #pragma unroll
-        for (int j = 0; j < 4; j++) { /* register j: row nl + j % 2, k from ka + 8 (j / 2) */
+        for (int j = 0; j < 4; j++) {
             const int64_t k = k0 + 16 * kk + 2 * t4 + 8 * (j >> 1), nj = n + (j & 1);
             if (IN) {
                 f[4 * kk + j] = KF_MM_LOAD_B_H2K(B, 0, k, nj, h[j]);
@@ -959,7 +971,7 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _rt_frag)(const kf_bufs &B, uint32_t (&f)[16]
                 float v[2];
 #pragma unroll
                 for (int e = 0; e < 2; e++) {
-                    const T raw = (T)(L[kk][(j >> 1) * 2 + e] >> (8 * (j & 1)));
+                    const T raw = (T)(u[j >> 1] >> (8 * ((j & 1) + 2 * e)));
                     v[e] = k + e < KF_MM_K && nj < KF_MM_N ? (float)KF_MM_LOAD_B_RAW(B, 0, k + e, nj, raw) : 0.0f;
                 }
                 f[4 * kk + j] = kf_pack2<0>(v[0], v[1]);
@@ -967,22 +979,24 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _rt_frag)(const kf_bufs &B, uint32_t (&f)[16]
         }
     }
 }
-/* The epilogue of a consumer warp's accumulators d: 16 n from nw (fragment
- * row g is column 2g, row g + 8 column 2g + 1) by 256 m from m0, through
- * its 2 KB slice sl, 64 m at a time.  stmatrix.trans puts them there as m
- * rows of 32 bytes: the even columns' 16-byte chunk and the odd ones',
- * swapped every 4 rows (no bank conflicts either way); each lane then takes
- * 8 consecutive columns of rows r, r + 16, r + 32, r + 48 and runs the
- * epilogue on them from values already rounded. */
+/* The epilogue of a consumer warpgroup's accumulators d: 64 n from nw (a
+ * warp's fragment row g is its column 2g, row g + 8 column 2g + 1, of its
+ * 16) by 256 m from m0, 64 m at a time through the warpgroup's 8 KB slice
+ * sl.  stmatrix.trans puts them there as m rows of 128 bytes (warp w's
+ * even columns in chunk 2w, its odd ones in 2w + 1; chunk c of row r at c
+ * ^ (r & 7): no bank conflicts); after the warpgroup's named barrier bar,
+ * each lane takes 8 consecutive columns of rows r, r + 4, r + 8, r + 12 of
+ * its warp's 16 and runs the epilogue on them from values already rounded
+ * (STORE32R, or STORE8R row by row): a warp's stores cover 4 rows of 128
+ * bytes. */
 KF_INLINE void KF_MM_CAT(KF_MM_FN, _rt_epi)(const kf_bufs &B, const float *d, int64_t m0, int64_t nw, int lane,
-                                            uint32_t sl)
+                                            uint32_t sl, int bar)
 {
-    const int hh = lane & 1, r0 = lane >> 1;
+    const int wq = (threadIdx.x >> 5) & 3, c8 = lane & 7, r0 = lane >> 3;
 #pragma unroll
     for (int kq = 0; kq < 4; kq++) {
 #pragma unroll
         for (int q = 0; q < 4; q++) {
-            /* matrices i = 0..3: m group 2q + i / 2 (8 m), fragment row half i % 2 */
             uint32_t r[4];
 #pragma unroll
             for (int i = 0; i < 4; i++) {
@@ -990,33 +1004,33 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _rt_epi)(const kf_bufs &B, const float *d, in
                 r[i] = kf_pack2<0>(d[4 * j + 2 * h], d[4 * j + 2 * h + 1]);
             }
             const int i = lane >> 3, h = i & 1, row = 8 * (2 * q + (i >> 1)) + (lane & 7);
-            kf_stmatrix_x4_t(sl + row * 32 + ((h ^ ((row >> 2) & 1)) << 4), r);
+            kf_stmatrix_x4_t(sl + row * 128 + (((2 * wq + h) ^ (row & 7)) << 4), r);
         }
-        __syncwarp();
+        asm volatile("bar.sync %0, 128;\n" ::"r"(bar) : "memory");
         float w[32];
 #pragma unroll
         for (int i = 0; i < 4; i++) {
-            const int row = r0 + 16 * i, sw = (row >> 2) & 1;
-            uint32_t ev[2], od[2]; /* columns 8 hh + 2c and + 1, c = 0..3 */
-            kf_ld_shared_v2(sl + row * 32 + (sw << 4) + 8 * hh, ev);
-            kf_ld_shared_v2(sl + row * 32 + ((sw ^ 1) << 4) + 8 * hh, od);
+            const int row = 16 * wq + r0 + 4 * i, ce = 2 * (c8 >> 1);
+            uint32_t ev[2], od[2]; /* columns 8 c8 + 2c and + 1, c = 0..3 */
+            kf_ld_shared_v2(sl + row * 128 + ((ce ^ (row & 7)) << 4) + 8 * (c8 & 1), ev);
+            kf_ld_shared_v2(sl + row * 128 + (((ce + 1) ^ (row & 7)) << 4) + 8 * (c8 & 1), od);
 #pragma unroll
             for (int c = 0; c < 4; c++) {
                 w[8 * i + 2 * c] = kf_h2f((uint16_t)(ev[c >> 1] >> (16 * (c & 1))));
                 w[8 * i + 2 * c + 1] = kf_h2f((uint16_t)(od[c >> 1] >> (16 * (c & 1))));
             }
         }
-        const int64_t m = m0 + 64 * kq + r0, n = nw + 8 * hh;
+        const int64_t m = m0 + 64 * kq + 16 * wq + r0, n = nw + 8 * c8;
 #ifdef KF_MM_STORE32R
-        if (m + 48 < KF_MM_M && n + 8 <= KF_MM_N) {
-            KF_MM_STORE32R(B, 0, m, m + 16, m + 32, m + 48, n, w);
+        if (m + 12 < KF_MM_M && n + 8 <= KF_MM_N) {
+            KF_MM_STORE32R(B, 0, m, m + 4, m + 8, m + 12, n, w);
         } else
 #endif
         {
 #pragma unroll
-            for (int i = 0; i < 4; i++) KF_MM_CAT(KF_MM_FN, _st8)<true>(B, 0, w + 8 * i, m + 16 * i, n);
+            for (int i = 0; i < 4; i++) KF_MM_CAT(KF_MM_FN, _st8)<true>(B, 0, w + 8 * i, m + 4 * i, n);
         }
-        __syncwarp(); /* every lane's reads done before the next m land */
+        asm volatile("bar.sync %0, 128;\n" ::"r"(bar) : "memory"); /* every read done before the next m land */
     }
 }
 extern "C" __global__ void __launch_bounds__(384, 1)
@@ -1064,17 +1078,16 @@ extern "C" __global__ void __launch_bounds__(384, 1)
     kf_setmaxnreg_inc<KF_MM_CONSUMER_REGS>();
     const int cw = wg - 1, wq = (threadIdx.x >> 5) & 3, t4 = lane & 3;
     const int nl = 64 * cw + 16 * wq + 2 * (lane >> 2);
-    const uint32_t sl = sbase + S * STAGE_BYTES + (uint32_t)(threadIdx.x / 32 - 4) * 2048;
+    enum { D = 1 }; /* stages left in flight after issuing one (2: no faster on the H200) */
     int it = 0;
     float d[BM / 2];
-    uint32_t f0[16], f1[16];
+    uint32_t fr[D + 1][16];
     for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
         int tm, tn;
         kf_mm_tile((int)t, nm, nn, &tm, &tn, KF_MM_GROUP);
         const int64_t m0 = (int64_t)tm * BM, n0 = (int64_t)tn * BN;
 #pragma unroll
         for (int i = 0; i < BM / 2; i++) d[i] = 0.0f;
-        int pend = -1; /* the stage whose products are still in flight */
         auto stage = [&](uint32_t(&f)[16], int kt) {
             const int s = it % S;
             kf_mbar_wait(full0 + 8 * s, (it / S) & 1);
@@ -1087,20 +1100,20 @@ extern "C" __global__ void __launch_bounds__(384, 1)
 #pragma unroll
             for (int kk = 0; kk < 4; kk++) kf_wgmma_n256_ra(d, f + 4 * kk, db + kk * 2);
             kf_wg_commit();
-            kf_wg_wait<1>();
-            if (pend >= 0) kf_mbar_arrive(empty0 + 8 * pend);
-            pend = s;
+            kf_wg_wait<D>();
+            if (kt >= D) kf_mbar_arrive(empty0 + 8 * ((it - D) % S));
             it++;
         };
-        for (int kt = 0; kt < KT; kt += 2) {
-            stage(f0, kt);
-            if (kt + 1 < KT) stage(f1, kt + 1);
+        for (int kt = 0; kt < KT; kt += D + 1) {
+#pragma unroll
+            for (int u = 0; u <= D; u++)
+                if (kt + u < KT) stage(fr[u], kt + u);
         }
         kf_wg_wait<0>();
-        if (pend >= 0) kf_mbar_arrive(empty0 + 8 * pend);
+        for (int kt = KT > D ? KT - D : 0; kt < KT; kt++) kf_mbar_arrive(empty0 + 8 * ((it - KT + kt) % S));
 #pragma unroll
         for (int i = 0; i < BM / 2; i++) kf_reg_fence(d[i]);
-        KF_MM_CAT(KF_MM_FN, _rt_epi)(B, d, m0, n0 + 64 * cw + 16 * wq, lane, sl);
+        KF_MM_CAT(KF_MM_FN, _rt_epi)(B, d, m0, n0 + 64 * cw, lane, sbase + S * STAGE_BYTES + cw * 8192, 3 + cw);
     }
 }
 #else

@@ -84,8 +84,8 @@ static unsigned cfg_smem(const kf_mm_cfg *f, bool direct_epi)
     if (f->wgmma == 3) return pipe + 1024 + (unsigned)(f->bm * f->bn * 2);
     if (f->wgmma == 6) return pipe + 1024 + (unsigned)(f->bm / 16 * 2048);
     /* register A: stages of A (bm x 64, f16) and the 8-bit B (64 x bn),
-     * then a 2 KB slice for each consumer warp (8) */
-    if (f->wgmma == 7) return (unsigned)(f->stages * (f->bm * 64 * 2 + 64 * f->bn)) + 1024 + 8 * 2048;
+     * then an 8 KB slice for each of the two consumer warpgroups */
+    if (f->wgmma == 7) return (unsigned)(f->stages * (f->bm * 64 * 2 + 64 * f->bn)) + 1024 + 2 * 8192;
     if (f->wgmma) return pipe + 1024;
     unsigned epi = direct_epi ? 0 : (unsigned)(f->bm * (f->bn + 4) * 4);
     return pipe > epi ? pipe : epi;
