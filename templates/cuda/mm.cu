@@ -460,9 +460,22 @@ template <class T> union kf_raw8 {
     uint32_t u[8];
     T v[32 / sizeof(T)];
 };
+/* 8-bit raw values (words u[0], u[1]) as 4 f16x2 pairs h, exactly: each
+ * byte b (int8: biased by 128) put under the exponent of 1024 (0x6400 | b
+ * is 1024 + b), then 1024 (+ 128) taken off; pair 2i from the bytes of u[i]
+ * that byte selector LO picks, pair 2i + 1 from those HI picks */
+template <class T, unsigned LO, unsigned HI> KF_INLINE void kf_raw8_h2(const uint32_t *u, uint32_t *h)
+{
+    const bool sgn = (T)-1 < 0;
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        const uint32_t v = sgn ? u[i] ^ 0x80808080u : u[i], off = sgn ? 0x64806480u : 0x64006400u;
+        h[2 * i] = kf_h2_sub(__byte_perm(v, 0x64646464u, LO), off);
+        h[2 * i + 1] = kf_h2_sub(__byte_perm(v, 0x64646464u, HI), off);
+    }
+}
 /* 8 raw values (words u) as 4 f16x2 pairs h: f16 as they are; 8-bit
- * integers exactly, each byte b (int8: biased by 128) put under the
- * exponent of 1024 (0x6400 | b is 1024 + b), then 1024 (+ 128) taken off */
+ * integers by kf_raw8_h2, bytes 0, 1 and 2, 3 of a word a pair */
 template <class T> KF_INLINE void kf_raw_h2(const uint32_t *u, uint32_t *h)
 {
     if (sizeof(T) == 2) {
@@ -470,27 +483,12 @@ template <class T> KF_INLINE void kf_raw_h2(const uint32_t *u, uint32_t *h)
         for (int i = 0; i < 4; i++) h[i] = u[i];
         return;
     }
-    const bool sgn = (T)-1 < 0;
-#pragma unroll
-    for (int i = 0; i < 2; i++) {
-        const uint32_t v = sgn ? u[i] ^ 0x80808080u : u[i], off = sgn ? 0x64806480u : 0x64006400u;
-        h[2 * i] = kf_h2_sub(__byte_perm(v, 0x64646464u, 0x4140), off);
-        h[2 * i + 1] = kf_h2_sub(__byte_perm(v, 0x64646464u, 0x4342), off);
-    }
+    kf_raw8_h2<T, 0x4140, 0x4342>(u, h);
 }
 /* 8-bit raw values as f16x2 pairs down the columns: word u[i] holds bytes
  * (k, n), (k, n + 1), (k + 1, n), (k + 1, n + 1); h[2i] is column n's
- * pair, h[2i + 1] column n + 1's (kf_raw_h2's conversion) */
-template <class T> KF_INLINE void kf_raw_h2k(const uint32_t *u, uint32_t *h)
-{
-    const bool sgn = (T)-1 < 0;
-#pragma unroll
-    for (int i = 0; i < 2; i++) {
-        const uint32_t v = sgn ? u[i] ^ 0x80808080u : u[i], off = sgn ? 0x64806480u : 0x64006400u;
-        h[2 * i] = kf_h2_sub(__byte_perm(v, 0x64646464u, 0x4240), off);
-        h[2 * i + 1] = kf_h2_sub(__byte_perm(v, 0x64646464u, 0x4341), off);
-    }
-}
+ * pair (bytes 0, 2), h[2i + 1] column n + 1's (bytes 1, 3) */
+template <class T> KF_INLINE void kf_raw_h2k(const uint32_t *u, uint32_t *h) { kf_raw8_h2<T, 0x4240, 0x4341>(u, h); }
 /* barrier 2 among the 128 producer threads only */
 KF_INLINE void kf_bar_producers() { asm volatile("bar.sync 2, 128;\n" ::: "memory"); }
 /* four 8 x 8 matrices of 16-bit values to shared memory: r[i] is this
