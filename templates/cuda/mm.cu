@@ -513,6 +513,17 @@ KF_INLINE void kf_ld_shared_v2(uint32_t src, uint32_t *u)
 {
     asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];\n" : "=r"(u[0]), "=r"(u[1]) : "r"(src));
 }
+/* The four stmatrix registers of a consumer warp's accumulators d (its 16
+ * rows of the wgmma fragments), rounded to 16 bits: matrices i = 0..3,
+ * column group j = 8k + 2q + i / 2, row half i % 2 */
+template <int BF16> KF_INLINE void kf_acc_x4(const float *d, int k, int q, uint32_t *r)
+{
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int j = 8 * k + 2 * q + (i >> 1), h = i & 1;
+        r[i] = kf_pack2<BF16>(d[j * 4 + h * 2], d[j * 4 + h * 2 + 1]);
+    }
+}
 /* A consumer warp's accumulators d (its 16 rows of the wgmma fragments)
  * of columns 64 k to 64 k + 63, rounded to 16 bits (bf16 where BF16, else
  * f16), put with stmatrix, which takes the fragments' layout as it is,
@@ -522,13 +533,8 @@ template <int BF16> KF_INLINE void kf_put64(const float *d, int k, int lane, uin
 {
 #pragma unroll
     for (int q = 0; q < 4; q++) {
-        /* matrices i = 0..3: column group j = 8k + 2q + i / 2, row half i % 2 */
         uint32_t r[4];
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            const int j = 8 * k + 2 * q + (i >> 1), h = i & 1;
-            r[i] = kf_pack2<BF16>(d[j * 4 + h * 2], d[j * 4 + h * 2 + 1]);
-        }
+        kf_acc_x4<BF16>(d, k, q, r);
         const int i = lane >> 3, jj = 2 * q + (i >> 1), row = 8 * (i & 1) + (lane & 7);
         kf_stmatrix_x4(slice + row * 128 + ((jj ^ (row & 7)) << 4), r);
     }
@@ -996,11 +1002,7 @@ KF_INLINE void KF_MM_CAT(KF_MM_FN, _rt_epi)(const kf_bufs &B, const float *d, in
 #pragma unroll
         for (int q = 0; q < 4; q++) {
             uint32_t r[4];
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-                const int j = 8 * kq + 2 * q + (i >> 1), h = i & 1;
-                r[i] = kf_pack2<0>(d[4 * j + 2 * h], d[4 * j + 2 * h + 1]);
-            }
+            kf_acc_x4<0>(d, kq, q, r);
             const int i = lane >> 3, h = i & 1, row = 8 * (2 * q + (i >> 1)) + (lane & 7);
             kf_stmatrix_x4_t(sl + row * 128 + (((2 * wq + h) ^ (row & 7)) << 4), r);
         }

@@ -309,7 +309,7 @@ static bool tma_fits(const kf_node *mm)
 static bool wg_ok(cuda_gen *G, const kf_mm_cfg *f, bool pa, bool pb)
 {
     if (G->t->sm_major != 9) return false;
-    if ((f->wgmma == 7) != (f->wgmma == 7 && G->rt)) return false;
+    if (f->wgmma == 7 && !G->rt) return false; /* the transposed kernel: only where its conditions hold */
     /* two blocks a multiprocessor, or ping-pong's 128 accumulators a
      * consumer thread: registers only for TMA producers; pairs multicast
      * TMA loads */
